@@ -1,0 +1,11 @@
+from .configuration_trm import (
+    HEAD_NAMES,
+    MODALITY_GRID,
+    MODALITY_IMAGE,
+    MODALITY_NAMES,
+    MODALITY_TEXT,
+    PRESETS,
+    TRMConfig,
+)
+
+__all__ = ["TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES"]
