@@ -184,7 +184,7 @@ class TRMConfig(PretrainedConfig):
         max_grid_size: int = 30,
         num_colors: int = 10,
         grid_head_num_layers: int = 1,
-        num_labels: int = 10,
+        num_labels: int | None = None,
         text_vocab_size: int = 259,
         text_decoder_num_layers: int = 2,
         max_text_length: int = 128,
@@ -243,7 +243,11 @@ class TRMConfig(PretrainedConfig):
         default_mean, default_std = _default_normalisation(pretrained_tower)
         self.image_mean = list(image_mean) if image_mean is not None else default_mean
         self.image_std = list(image_std) if image_std is not None else default_std
-        super().__init__(num_labels=num_labels, **kwargs)
+        if num_labels is None and "id2label" not in kwargs:
+            num_labels = 10
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
         self._validate()
 
     @property

@@ -1,0 +1,38 @@
+"""Processing: renderers (grids, text, photos), augmentations, the tokenizer and `TRMProcessor`."""
+
+from .grids import (
+    ARC_PALETTE,
+    BACKGROUND_COLOR,
+    BORDER_COLOR,
+    MAX_GRID_SIZE,
+    decode_canvas,
+    grid_placement,
+    max_scale,
+    pad_grid,
+    random_placement,
+    render_grid,
+    unpad_grid,
+    validate_grid,
+)
+from .image_processing_trm import TRMImageProcessor
+from .photos import array_to_float_rgb, photo_to_chw, pil_to_float_rgb
+from .processing_trm import TRMProcessor, expand_task, is_grid_like, validate_task
+from .text_rendering import TextRenderer
+from .tokenization import VOCAB_SIZE, build_byte_tokenizer
+from .transforms import (
+    NUM_DIHEDRAL,
+    color_permutation_inverse,
+    dihedral_inverse,
+    dihedral_transform,
+    inverse_dihedral_transform,
+    inverse_permute_colors,
+    inverse_transform_grid,
+    inverse_transform_task,
+    permute_colors,
+    random_color_permutation,
+    transform_grid,
+    transform_task,
+    validate_color_permutation,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,125 @@
+"""The saved folder loads with trust_remote_code in a clean process that cannot import this package."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from test_model import make_batch, tiny_clip_config, tiny_config
+from vision_trm.modeling_trm import TRMModel
+from vision_trm.modeling_trm.hub_export import flatten_imports
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Runs in the child: hides this repository and the installed `vision_trm` package, so only the flat folder's
+# own code can be used.
+CLEAN_LOADER = textwrap.dedent(
+    """
+    import importlib.abc, os, sys
+    repo = os.path.realpath(sys.argv[1])
+    sys.path[:] = [p for p in sys.path if p and not os.path.realpath(p).startswith(repo)]
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "vision_trm" or name.startswith("vision_trm."):
+                raise ImportError("the clean process must not import vision_trm")
+            return None
+
+    sys.meta_path.insert(0, BlockPackage())
+    """
+)
+
+
+def run_clean(script: str, repo: Path, folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HOME=str(tmp_path / "hf_home"))
+    code = CLEAN_LOADER + textwrap.dedent(script)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(repo), str(folder)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def export_elsewhere(model: TRMModel, tmp_path: Path) -> Path:
+    saved = tmp_path / "saved"
+    model.save_pretrained(saved)
+    moved = tmp_path / "elsewhere" / "trm-tiny"
+    shutil.copytree(saved, moved)
+    return moved
+
+
+def test_saved_folder_is_flat_with_auto_map(tmp_path):
+    model = TRMModel(tiny_config())
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_trm.TRMModel"
+    assert config["auto_map"]["AutoConfig"] == "configuration_trm.TRMConfig"
+    for name in ("modeling_trm.py", "configuration_trm.py", "attention.py", "recursion.py", "model.safetensors"):
+        assert (tmp_path / name).exists(), name
+    for code_file in tmp_path.glob("*.py"):
+        parent_imports = re.findall(r"^\s*from \.\.", code_file.read_text(), re.MULTILINE)
+        assert not parent_imports, f"{code_file.name} keeps a parent-package import"
+
+
+def test_flatten_refuses_imports_it_cannot_rewrite():
+    assert flatten_imports("from ..configuration.configuration_trm import X\n", "m.py") == (
+        "from .configuration_trm import X\n"
+    )
+    with pytest.raises(RuntimeError, match="cannot be flattened"):
+        flatten_imports("from ..elsewhere import X\n", "m.py")
+
+
+@pytest.mark.parametrize("make_config", [tiny_config, tiny_clip_config], ids=["tiny", "tiny-clip-tower"])
+def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
+    config = make_config()
+    model = TRMModel(config).eval()
+    batch = make_batch(config)
+    with torch.no_grad():
+        expected = model(**batch)
+    folder = export_elsewhere(model, tmp_path)
+    tensors = {k: v.contiguous() for k, v in batch.items()}
+    tensors.update(expected_grid=expected.grid_logits, expected_class=expected.class_logits)
+    save_file(tensors, str(tmp_path / "io.safetensors"))
+    result = run_clean(
+        """
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel
+        folder = sys.argv[2]
+        try:
+            AutoModel.from_pretrained(folder)
+        except ValueError as error:
+            assert "trust_remote_code" in str(error), error
+            print("REFUSED_WITHOUT_TRUST")
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        tower = getattr(model, "pretrained_tower", None)
+        if tower is not None:
+            assert not any(p.requires_grad for p in tower.backbone.parameters()), "tower unfrozen after loading"
+        io = load_file("io.safetensors")
+        expected_grid, expected_class = io.pop("expected_grid"), io.pop("expected_class")
+        with torch.no_grad():
+            out = model(**io)
+        torch.testing.assert_close(out.grid_logits, expected_grid)
+        torch.testing.assert_close(out.class_logits, expected_class)
+        print("OUTPUTS_MATCH")
+        """,
+        REPO_ROOT,
+        folder,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REFUSED_WITHOUT_TRUST" in result.stdout
+    assert "OUTPUTS_MATCH" in result.stdout

@@ -1,0 +1,155 @@
+"""Trainer pieces of run_multimodal.py: the multi-task Trainer subclass, the NaN guard, callbacks, LoRA helpers."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+EXTRA_LOSS_TERMS = ("grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped before a NaN / inf could reach the weights; the message names the step and the batch."""
+
+
+class TRMTrainer(Trainer):
+    """`Trainer` with three additions the multi-task, deep-supervision model needs.
+
+    * `phase="n2n"`: each batch becomes two aligned views (`make_aligned_views`) and only the N2N loss is used.
+    * A NaN guard: a non-finite loss or gradient raises `NonFiniteLossError` naming the optimizer step and the
+      micro-batch, before the optimizer step, so no NaN weight is ever written (checkpoints stay clean).
+    * Logging of the model's extra outputs, averaged over each logging window: every loss term, the fusion gate mean,
+      the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
+    """
+
+    def __init__(self, *args, phase: str = "e2e", inject_nan_at_step: int = -1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase = phase
+        self.inject_nan_at_step = inject_nan_at_step
+        self._extra_sums: dict[str, float] = {}
+        self._extra_counts: dict[str, int] = {}
+        self._micro_batch = 0
+
+    # ------------------------------------------------------------------------------------------------ loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        sources = inputs.pop("row_sources", None)
+        if self.phase == "n2n":
+            from vision_trm.modeling_trm.adapter import make_aligned_views
+
+            view1, view2 = make_aligned_views(inputs["pixel_values"])
+            outputs = model(pixel_values=view1, n2n_target_pixel_values=view2)
+        else:
+            outputs = model(**inputs)
+        loss = outputs["loss"]
+        if model.training:
+            self._micro_batch += 1
+            step = self.state.global_step + 1
+            if step == self.inject_nan_at_step:  # test hook: simulate a diverging batch
+                loss = loss * float("nan")
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteLossError(self._where(f"non-finite loss ({loss.item()})", sources))
+            self._record(outputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        sources = inputs.get("row_sources")
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if bad:
+            raise NonFiniteLossError(self._where(f"non-finite gradient in {bad[:3]}", sources))
+        return loss
+
+    def _where(self, what: str, sources) -> str:
+        step = self.state.global_step + 1
+        epoch = self.state.epoch or 0.0
+        batch = f"micro-batch {self._micro_batch} (epoch {epoch:.2f})"
+        named = ""
+        if sources:
+            kinds = sorted({s.split(":")[0] for s in sources})
+            named = f"; the batch held {len(sources)} rows from {kinds}, first {sources[:4]}"
+        return (f"NaN guard: {what} at optimizer step {step}, {batch}{named}. Training stopped before the optimizer "
+                "step, so no NaN weights were written; the last good checkpoint is intact (lower the learning rate "
+                "or inspect that batch).")
+
+    # --------------------------------------------------------------------------------------------- logging
+    def _add(self, name: str, value) -> None:
+        if value is None:
+            return
+        value = float(value)
+        if math.isfinite(value):
+            self._extra_sums[name] = self._extra_sums.get(name, 0.0) + value
+            self._extra_counts[name] = self._extra_counts.get(name, 0) + 1
+
+    @torch.no_grad()
+    def _record(self, outputs) -> None:
+        for name in EXTRA_LOSS_TERMS:
+            value = outputs.get(name) if hasattr(outputs, "get") else getattr(outputs, name, None)
+            if value is not None:
+                self._add(name, value.detach().float().mean())
+        gate = outputs.get("fusion_gate")
+        if gate is not None:
+            self._add("fusion_gate_mean", gate.detach().float().mean())
+        halting = outputs.get("halting_steps")
+        if halting is not None:
+            self._add("mean_halting_step", halting.detach().float().mean())
+        weights = outputs.get("planner_weights")
+        if weights is not None:
+            w = weights.detach().float().clamp_min(1e-9)
+            self._add("planner_entropy", -(w * w.log()).sum(-1).mean())
+        concepts = outputs.get("concept_ids")
+        if concepts is not None:
+            vocab = getattr(getattr(self.model, "config", None), "concept_vocab_size", 0) or 1
+            self._add("concept_usage", concepts.detach().unique().numel() / vocab)
+
+    def log(self, logs, start_time=None):
+        if "loss" in logs and self._extra_counts:
+            for name, total in self._extra_sums.items():
+                logs[name] = round(total / self._extra_counts[name], 5)
+            self._extra_sums, self._extra_counts = {}, {}
+        super().log(logs, start_time)
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training (cleanly, with a final save) once `minutes` of wall-clock training have passed."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds > 0 and self.start is not None and time.time() - self.start > self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+# ------------------------------------------------------------------------------------------------------ LoRA
+def lora_target_regex(config) -> str:
+    """PEFT `target_modules` regex for the pretrained tower's attention / MLP layers (1x1 convs for EfficientNet)."""
+    if config.pretrained_tower == "efficientnet_lite0":
+        return r".*pretrained_tower\.backbone\..*\.(_expand_conv|_project_conv)"
+    return r".*pretrained_tower\.backbone\..*\.(q_proj|k_proj|v_proj|out_proj|fc1|fc2)"
+
+
+def wrap_with_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0):
+    """LoRA on the frozen tower; every other top-level module stays fully trainable (saved as `modules_to_save`)."""
+    from peft import LoraConfig, get_peft_model
+
+    if getattr(model, "pretrained_tower", None) is None:
+        raise ValueError("--lora_backbone needs a pretrained tower (this preset has pretrained_tower='none')")
+    trainable = [name for name, _ in model.named_children() if name != "pretrained_tower"]
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_target_regex(model.config),
+                        modules_to_save=trainable)
+    return get_peft_model(model, config)
+
+
+def freeze_all_but(model, module_name: str) -> None:
+    """N2N phase: only `module_name` (the adapter) learns."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(module_name + ".")
