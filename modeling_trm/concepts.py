@@ -127,4 +127,8 @@ class ConceptVocabulary(nn.Module):
             return {"codes_used": 0, "fraction_used": 0.0, "perplexity": 0.0}
         probabilities = usage[usage > 0] / total
         entropy = -(probabilities * probabilities.log()).sum().item()
-        return {"codes_used": codes_used, "fraction_used": codes_used / self.vocab_size, "perplexity": math.exp(entropy)}
+        return {
+            "codes_used": codes_used,
+            "fraction_used": codes_used / self.vocab_size,
+            "perplexity": math.exp(entropy),
+        }

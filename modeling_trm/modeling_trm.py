@@ -64,6 +64,12 @@ class TRMPreTrainedModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, ConceptVocabulary):
+            init.trunc_normal_(module.codebook, std=std)
+            # Usage counters are not saved: loading must start them from zero, not from uninitialised memory.
+            init.zeros_(module.code_usage)
+            init.zeros_(module.steps_since_used)
+            init.zeros_(module.initialized)
         elif isinstance(module, N2NFeatureAdapter):
             # The adapter starts as the identity, so switching it on never destroys the pretrained features.
             init.zeros_(module.residual_scale)
@@ -85,7 +91,8 @@ class TRMModel(TRMPreTrainedModel):
         super().__init__(config)
         self.pretrained_tower = PretrainedVisionTower(config) if config.has_pretrained_tower else None
         self.trainable_vit = TrainableViT(config) if config.use_trainable_vit else None
-        self.fusion = AdaptiveFusion(config)
+        has_two_paths = config.has_pretrained_tower and config.use_trainable_vit
+        self.fusion = AdaptiveFusion(config) if has_two_paths else None
         self.adapter = N2NFeatureAdapter(config) if config.use_n2n_adapter else None
         self.task_embeddings = nn.Embedding(config.num_task_ids, config.hidden_size)
         self.modality_embeddings = nn.Embedding(len(MODALITY_NAMES), config.hidden_size)
@@ -169,6 +176,8 @@ class TRMModel(TRMPreTrainedModel):
         """Pretrained tower and trainable ViT on the same token grid, fused by the adaptive gate."""
         pretrained = self.pretrained_tower(pixel_values) if self.pretrained_tower is not None else None
         trainable = self.trainable_vit(pixel_values) if self.trainable_vit is not None else None
+        if self.fusion is None:
+            return (pretrained if pretrained is not None else trainable), None
         return self.fusion(pretrained, trainable)
 
     def perceive(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -34,7 +34,7 @@ class LatentPlanner(nn.Module):
         self.scorer = nn.Linear(config.hidden_size, 1)
 
     def _think(self, starts: torch.Tensor, capsules: torch.Tensor, capsule_mask: torch.Tensor | None) -> torch.Tensor:
-        """Runs the thought loop on `starts` `[batch * paths, 1, hidden]`; returns thoughts `[batch * paths, T, hidden]`."""
+        """Runs the thought loop from `starts` `[batch * paths, 1, hidden]`; returns `[batch * paths, T, hidden]`."""
         inputs = starts
         for _ in range(self.num_thoughts):
             hidden = self.block(

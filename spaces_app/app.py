@@ -253,16 +253,20 @@ def draw_grid(grid, max_px: int = 240) -> np.ndarray:
 
 
 def _processor_helper(processor, name: str):
-    """A helper such as `render_grid`, from the processor or the module that defines it (remote code included)."""
-    if hasattr(processor, name):
-        return getattr(processor, name)
-    for cls in type(processor).__mro__:
-        module = sys.modules.get(cls.__module__)
-        if module is not None and hasattr(module, name):
+    """A helper such as `render_grid` from the processor's own code (works for remote code too): the processor,
+    the modules defining it and its image processor, and their sibling `grids` module."""
+    owners = [processor, getattr(processor, "image_processor", None)]
+    modules = []
+    for owner in owners:
+        if owner is None:
+            continue
+        for cls in type(owner).__mro__:
+            package = cls.__module__.rpartition(".")[0]
+            modules += [cls.__module__, f"{package}.grids" if package else "grids", package]
+    for module_name in modules:
+        module = sys.modules.get(module_name) if module_name else None
+        if module is not None and callable(getattr(module, name, None)):
             return getattr(module, name)
-        package = sys.modules.get(cls.__module__.rpartition(".")[0])
-        if package is not None and hasattr(package, name):
-            return getattr(package, name)
     return None
 
 

@@ -43,6 +43,7 @@ class MultimodalCollator:
 
     processor: object
     keep_sources: bool = False
+    random_placement: bool = False  # grid scale / translation augmentation, seeded from torch's RNG (resumable)
     input_names: tuple = field(default=MODEL_INPUT_NAMES)
 
     def __call__(self, rows):
@@ -60,6 +61,7 @@ class MultimodalCollator:
             targets=targets,
             text_targets=text_targets if any(t is not None for t in text_targets) else None,
             return_tensors="pt",
+            **self._placement(),
         )
         batch = {name: encoded[name] for name in self.input_names if name in encoded and encoded[name] is not None}
         batch["task_ids"] = torch.tensor([int(row.get("task_id", 0) or 0) for row in rows], dtype=torch.long)
@@ -69,3 +71,8 @@ class MultimodalCollator:
         if self.keep_sources:
             batch["row_sources"] = [row.get("source", "") for row in rows]
         return batch
+
+    def _placement(self) -> dict:
+        if not self.random_placement:
+            return {}
+        return {"random_placement": True, "seed": int(torch.randint(0, 2**31 - 1, (1,)).item())}

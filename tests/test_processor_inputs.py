@@ -1,0 +1,275 @@
+"""TRMProcessor: mixed batches, bad inputs, photos, text, tokenizer, save/load round trip."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vision_trm.configuration.configuration_trm import TRMConfig
+from vision_trm.processing import (
+    TRMImageProcessor,
+    TRMProcessor,
+    TextRenderer,
+    build_byte_tokenizer,
+    decode_canvas,
+    expand_task,
+    photo_to_chw,
+    pil_to_float_rgb,
+)
+
+TASK = {
+    "task_id": "abc",
+    "train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}, {"input": [[5]], "output": [[5, 5]]}],
+    "test": [{"input": [[6, 7]], "output": [[7, 6]]}, {"input": [[8], [9]]}],
+}
+
+
+@pytest.fixture(scope="module")
+def config():
+    return TRMConfig.from_preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def processor(config):
+    return TRMProcessor.from_config(config, task_vocabulary={"abc": 1, "def": 2})
+
+
+def test_mixed_batch_keys_and_shapes(processor, config):
+    inputs = ["a cat", Image.new("RGB", (90, 40), "red"), [[1, 2], [3, 4]], np.array([[0, 9]]), torch.tensor([[3]]), TASK]
+    out = processor(
+        inputs,
+        labels=[3, None, None, 1, None, None],
+        grid_targets=[None, None, [[2, 1]], None, None, None],
+        text_targets=["cat", None, None, None, None, "task"],
+    )
+    B, S = 7, config.image_size  # the task has two test inputs -> two rows
+    assert out["pixel_values"].shape == (B, 3, S, S) and out["pixel_values"].dtype == torch.float32
+    assert out["modality_ids"].tolist() == [0, 1, 2, 2, 2, 2, 2]
+    assert out["task_ids"].tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert out["grid_sizes"].tolist() == [[0, 0], [0, 0], [2, 2], [1, 2], [1, 1], [1, 2], [2, 1]]
+    assert out["input_index"].tolist() == [0, 1, 2, 3, 4, 5, 5] and out["test_index"].tolist() == [0] * 6 + [1]
+    assert out["labels"].tolist() == [3, -100, -100, 1, -100, -100, -100]
+    gl = out["grid_labels"]
+    assert gl.shape == (B, 30, 30)
+    assert gl[2, :1, :2].tolist() == [[2, 1]] and (gl[2, 1:] == -100).all()
+    assert gl[5, :1, :2].tolist() == [[7, 6]] and (gl[6] == -100).all() and (gl[0] == -100).all()
+    T = out["decoder_input_ids"].shape[1]
+    assert T <= config.max_text_length
+    for key in ("decoder_attention_mask", "text_labels"):
+        assert out[key].shape == (B, T)
+    tok = processor.tokenizer
+    assert out["decoder_input_ids"][0, :5].tolist() == [tok.bos_token_id, *b"cat", tok.eos_token_id]
+    assert (out["text_labels"][1] == -100).all() and out["decoder_attention_mask"][1].sum() == 1
+    assert processor.decode_text(out["text_labels"][5]) == "task"
+    for key in ("text_truncated", "text_continues", "text_empty", "target_truncated"):
+        assert out[key].shape == (B,)
+    assert processor.decode_grid(out["pixel_values"][2]).tolist() == [[1, 2], [3, 4]]
+    assert processor.decode_grid(out["pixel_values"][6]).tolist() == [[8], [9]]
+
+
+def test_single_items_and_single_grid(processor):
+    assert processor("hello")["pixel_values"].shape[0] == 1
+    assert processor([[1, 2], [3, 4]])["grid_sizes"].tolist() == [[2, 2]]  # one grid, not two rows
+    assert processor(TASK)["pixel_values"].shape[0] == 2
+    assert "labels" not in processor("x") and "grid_labels" not in processor("x")
+    assert isinstance(processor("x", return_tensors="np")["pixel_values"], np.ndarray)
+
+
+def test_expand_task_and_unknown_task_id(processor):
+    pairs = expand_task(TASK)
+    assert len(pairs) == 3 and pairs[0][0].tolist() == [[1, 2], [3, 4]] and pairs[2][1].tolist() == [[7, 6]]
+    assert processor(dict(TASK, task_id="zzz"))["task_ids"].tolist() == [0, 0]
+    assert processor({k: v for k, v in TASK.items() if k != "task_id"})["task_ids"].tolist() == [0, 0]
+
+
+def test_random_placement_is_seeded_and_decodable(processor):
+    grid = np.random.default_rng(0).integers(0, 10, (5, 7))
+    a = processor([grid] * 4, random_placement=True, seed=1)["pixel_values"]
+    b = processor([grid] * 4, random_placement=True, seed=1)["pixel_values"]
+    assert torch.equal(a, b) and not torch.equal(a[0], a[1]) or not torch.equal(a[1], a[2])
+    for row in a:
+        np.testing.assert_array_equal(processor.decode_grid(row), grid)
+
+
+BAD_INPUTS = [
+    ([[1, 2], [3]], "ragged"),
+    ([[1, 10]], "colour outside 0-9"),
+    ([[1, -1]], "colour outside 0-9"),
+    ([[1, 2.5]], "non-integer cell"),
+    ([["a", "b"]], "non-integer cell"),
+    (np.array([[1.0, 2.0]]).astype(np.float64).astype(object), "non-integer"),
+    ([[]], "empty grid"),
+    ([], "empty"),
+    (np.zeros((31, 2), dtype=np.int64), "over 30x30"),
+    (np.zeros((200, 200), dtype=np.uint8) + 1, "colour outside 0-9|over 30x30"),
+    ({"train": [], "test": [{"input": [[1]]}]}, "no demonstration pairs"),
+    ({"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]}, "mismatched pair"),
+    ({"train": [{"input": [[1]], "output": [[1, 2], [3]]}], "test": [{"input": [[1]]}]}, "ragged"),
+    ({"train": [{"input": [[1]], "output": [[1]]}], "test": []}, "no test input"),
+    ({"foo": 1}, "ARC task must be a dict with 'train' and 'test'"),
+    (None, "None"),
+    ([None], "None"),
+    (Image.new("RGB", (0, 0)), "zero-size"),
+    (np.zeros((0, 5, 3), np.uint8), "zero-size"),
+    (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    (torch.full((3, 8, 8), float("nan")), "NaN"),
+    (np.full((8, 8, 3), 2.0, np.float32), r"\[0, 1\]"),
+    (3.5, "unknown input type"),
+    (object(), "unknown input type"),
+    ({1, 2}, "unknown input type"),
+]
+
+
+@pytest.mark.parametrize("item,message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_raises_value_error_naming_problem(processor, item, message):
+    with pytest.raises(ValueError, match=message):
+        processor([item] if isinstance(item, (dict, np.ndarray, torch.Tensor, Image.Image)) else item)
+
+
+def test_two_d_uint8_image_hint(processor):
+    with pytest.raises(ValueError, match="pass an image as PIL or with a channel axis"):
+        processor([np.full((50, 50), 200, np.uint8)])
+    assert processor([np.full((50, 50, 1), 200, np.uint8)])["modality_ids"].tolist() == [1]
+
+
+def test_bad_targets(processor):
+    with pytest.raises(ValueError, match="labels has 1 entries"):
+        processor(["a", "b"], labels=[1])
+    with pytest.raises(ValueError, match="grid_targets"):
+        processor(["a"], grid_targets=[[[1, 12]]])
+    with pytest.raises(ValueError, match="one grid per test input"):
+        processor([TASK], grid_targets=[[[1]]])
+
+
+def test_empty_string_vs_none(processor):
+    out = processor([""])
+    assert out["text_empty"].tolist() == [1] and out["text_truncated"].tolist() == [0]
+    blank = processor.image_processor.normalize_canvas(np.full((64, 64, 3), 255, np.uint8))
+    assert torch.allclose(out["pixel_values"][0], torch.from_numpy(blank))
+    with pytest.raises(ValueError, match="None"):
+        processor([None])
+
+
+def test_text_determinism_and_overflow(config):
+    ip = TRMImageProcessor(canvas_size=64)
+    a = ip.render_text("Deterministic text, rendered twice.")["canvas"]
+    b = TRMImageProcessor(canvas_size=64).render_text("Deterministic text, rendered twice.")["canvas"]
+    assert np.array_equal(a, b) and (a < 128).any()
+    long_text = "word " * 200
+    first = ip.render_text(long_text)
+    assert first["truncated"] and not first["continues"]
+    pages = ip.render_text_pages(long_text)
+    assert len(pages) > 1 and all(p["continues"] for p in pages[:-1]) and not pages[-1]["continues"]
+    assert np.array_equal(pages[0]["canvas"], first["canvas"])
+    proc = TRMProcessor(image_processor=TRMImageProcessor(canvas_size=64, text_overflow="continue"))
+    out = proc([long_text, "short"], labels=[1, 2])
+    n = len(pages)
+    assert out["text_continues"].tolist() == [1] * (n - 1) + [0, 0]
+    assert out["input_index"].tolist() == [0] * n + [1] and out["labels"].tolist() == [1] * n + [2]
+    trunc = TRMProcessor.from_config(config)(["word " * 200])
+    assert trunc["text_truncated"].tolist() == [1]
+
+
+def test_wrapping_keeps_lines_inside_canvas():
+    r = TextRenderer(64)
+    for line in r.wrap("supercalifragilisticexpialidocious is a long word\nnew line\ttab"):
+        assert r._width(line) <= 64 - 2 * r.margin
+
+
+def test_text_target_truncation_flag(config):
+    proc = TRMProcessor.from_config(config)
+    out = proc(["x", "y"], text_targets=["z" * 500, "ok"])
+    T = config.max_text_length
+    assert out["decoder_input_ids"].shape == (2, T)
+    assert out["target_truncated"].tolist() == [1, 0]
+    assert out["decoder_input_ids"][0, -1].item() != proc.tokenizer.eos_token_id
+
+
+def test_tokenizer_round_trip(tmp_path):
+    tok = build_byte_tokenizer()
+    assert len(tok) == 259 == TRMConfig().text_vocab_size
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (256, 257, 258)
+    text = "Héllo wörld 🙂 <eos> \n\t end"
+    ids = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    assert ids == list(text.encode("utf-8"))
+    assert tok.decode(ids) == text
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] == ids
+    assert len(again) == 259
+
+
+def test_photo_modes():
+    size = 32
+    rgb = Image.new("RGB", (40, 20), (255, 0, 0))
+    assert np.allclose(photo_to_chw(rgb, size)[:, 5, 5], [1, 0, 0], atol=1e-5)
+    gray = Image.new("L", (20, 20), 128)
+    assert np.allclose(pil_to_float_rgb(gray)[0, 0], [128 / 255] * 3)
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))  # fully transparent -> white
+    assert np.allclose(pil_to_float_rgb(rgba), 1.0)
+    half = Image.new("RGBA", (10, 10), (0, 0, 0, 128))
+    assert np.allclose(pil_to_float_rgb(half), 1 - 128 / 255, atol=1e-6)
+    pal = Image.new("P", (10, 10))
+    pal.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.paste(1, (0, 0, 10, 10))
+    assert np.allclose(pil_to_float_rgb(pal)[0, 0], [0, 1, 0])
+    sixteen = Image.fromarray(np.full((10, 10), 65535, np.uint16))
+    assert sixteen.mode.startswith("I;16")
+    assert np.allclose(pil_to_float_rgb(sixteen), 1.0)  # not clipped to 255
+    mid16 = Image.fromarray(np.full((10, 10), 32768, np.uint16))
+    assert np.allclose(pil_to_float_rgb(mid16), 32768 / 65535)
+    arr16 = np.full((12, 12, 3), 65535 // 4, np.uint16)
+    assert np.allclose(photo_to_chw(arr16, 8), (65535 // 4) / 65535, atol=1e-4)
+    chw = torch.rand(3, 50, 30)
+    assert photo_to_chw(chw, size).shape == (3, size, size)
+    assert photo_to_chw(np.random.rand(30, 50).astype(np.float32), size).shape == (3, size, size)
+    with pytest.raises(ValueError, match="ambiguous"):
+        photo_to_chw(np.zeros((5, 5, 3), np.int32), size)
+
+
+def test_photo_normalisation_matches_config(config):
+    proc = TRMProcessor.from_config(config)
+    out = proc([Image.new("RGB", (64, 64), (255, 255, 255))])["pixel_values"][0]
+    expected = (1 - torch.tensor(config.image_mean)) / torch.tensor(config.image_std)
+    assert torch.allclose(out[:, 10, 10], expected, atol=1e-5)
+
+
+def test_processor_save_load_round_trip(tmp_path, processor):
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert saved["task_vocabulary"] == {"abc": 1, "def": 2}
+    loaded = TRMProcessor.from_pretrained(tmp_path)
+    assert loaded.task_vocabulary == processor.task_vocabulary
+    assert loaded.max_text_length == processor.max_text_length
+    assert loaded.image_processor.to_dict() == processor.image_processor.to_dict()
+    assert len(loaded.tokenizer) == 259
+    inputs = ["text", [[1, 2]], TASK, Image.new("RGB", (30, 30), "blue")]
+    a, b = processor(inputs, text_targets=["a", "b", "c", "d"]), loaded(inputs, text_targets=["a", "b", "c", "d"])
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_remote_code_export_loads_in_clean_process(tmp_path, processor):
+    TRMProcessor.register_for_auto_class("AutoProcessor")
+    TRMImageProcessor.register_for_auto_class("AutoImageProcessor")
+    processor.save_pretrained(tmp_path)
+    code = (
+        "import sys; from transformers import AutoProcessor;"
+        f"p = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True);"
+        "assert p.__class__.__module__.startswith('transformers_modules'), p.__class__.__module__;"
+        "assert p.task_vocabulary == {'abc': 1, 'def': 2};"
+        "out = p([[[1, 2]], 'hi']); print(tuple(out['pixel_values'].shape))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(2, 3, 64, 64)" in result.stdout

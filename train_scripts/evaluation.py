@@ -1,0 +1,174 @@
+"""Held-out evaluation of a trained model, each figure beside its baseline, through the repo's `evaluate` modules."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+
+
+def load_metric(name: str):
+    import evaluate
+
+    return evaluate.load(str(METRICS_DIR / name))
+
+
+def _batches(dataset, batch_size: int):
+    for start in range(0, len(dataset), batch_size):
+        yield [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+
+
+@torch.no_grad()
+def run_model(model, collator, rows):
+    batch = collator(rows)
+    batch.pop("row_sources", None)
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return batch, model(**batch)
+
+
+def predicted_grid(outputs, index: int) -> list[list[int]]:
+    """The grid head's answer for sample `index`: argmax colours cropped to the argmax height and width."""
+    height = int(outputs.grid_height_logits[index].argmax()) + 1
+    width = int(outputs.grid_width_logits[index].argmax()) + 1
+    return outputs.grid_logits[index].argmax(-1)[:height, :width].cpu().tolist()
+
+
+def evaluate_classification(model, collator, dataset, batch_size: int = 32, num_classes: int = 10) -> dict:
+    metric = load_metric("accuracy")
+    for rows in _batches(dataset, batch_size):
+        _, outputs = run_model(model, collator, rows)
+        metric.add_batch(predictions=outputs.class_logits.argmax(-1).cpu().tolist(),
+                         references=[int(r["label"]) for r in rows])
+    labels = Counter(int(r) for r in dataset["label"])
+    return {"accuracy": metric.compute()["accuracy"], "chance": 1.0 / num_classes,
+            "majority_class": max(labels.values()) / max(len(dataset), 1), "num_examples": len(dataset)}
+
+
+def _scored_tokens(batch):
+    """Tokens the decoder predicts, HF causal-LM style: labels[:, 1:] where not -100."""
+    labels = batch["text_labels"][:, 1:]
+    return labels, labels != -100
+
+
+def unigram_log_probs(collator, train_rows, vocab_size: int, batch_size: int = 256) -> torch.Tensor:
+    """Train-set unigram over the same tokenizer and the same scored positions, add-one smoothed (log probs)."""
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    for start in range(0, len(train_rows), batch_size):
+        batch = collator(train_rows[start:start + batch_size])
+        labels, mask = _scored_tokens(batch)
+        counts += torch.bincount(labels[mask].flatten(), minlength=vocab_size)[:vocab_size].double()
+    return ((counts + 1) / (counts.sum() + vocab_size)).log()
+
+
+def evaluate_text(model, collator, dataset, train_rows, batch_size: int = 32) -> dict:
+    metric = load_metric("perplexity")
+    baseline = load_metric("perplexity")
+    vocab_size = model.config.text_vocab_size
+    unigram = unigram_log_probs(collator, train_rows, vocab_size)
+    for rows in _batches(dataset, batch_size):
+        batch, outputs = run_model(model, collator, rows)
+        labels, mask = _scored_tokens(batch)
+        logits = outputs.text_logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+        nll = (nll * mask).sum(-1).cpu().double()
+        base = (-unigram[labels.clamp_min(0).cpu()] * mask.cpu()).sum(-1)
+        counts = mask.sum(-1).cpu().tolist()
+        metric.add_batch(nll_sums=nll.tolist(), token_counts=counts)
+        baseline.add_batch(nll_sums=base.tolist(), token_counts=counts)
+    model_result, base_result = metric.compute(), baseline.compute()
+    return {"perplexity": model_result["perplexity"], "unigram_perplexity": base_result["perplexity"],
+            "num_tokens": model_result["num_tokens"], "num_examples": len(dataset)}
+
+
+def majority_colour_grid(grid) -> list[list[int]]:
+    """Baseline: the input's shape filled with its most frequent colour."""
+    array = np.asarray(grid)
+    colour = int(np.bincount(array.flatten(), minlength=10).argmax())
+    return np.full_like(array, colour).tolist()
+
+
+def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict:
+    """One forward per held-out test input (no voting; see evaluate_arc.py for the many-view protocol)."""
+    scores = {name: load_metric("arc_exact_match") for name in ("model", "copy_input", "majority_colour")}
+    for rows in _batches(dataset, batch_size):
+        _, outputs = run_model(model, collator, rows)
+        for index, row in enumerate(rows):
+            target = json.dumps(row["output_grid"])
+            attempts = {"model": [predicted_grid(outputs, index)], "copy_input": [row["input_grid"]],
+                        "majority_colour": [majority_colour_grid(row["input_grid"])]}
+            for name, metric in scores.items():
+                metric.add(predictions=json.dumps(attempts[name]), references=target)
+    task_ids = [r.split(":")[1] for r in dataset["source"]]
+    results = {name: metric.compute(task_ids=task_ids) for name, metric in scores.items()}
+    return {name: {k: results[name][k] for k in ("per_cell_accuracy", "exact_match", "pass@1")} for name in results}
+
+
+def format_table(results: dict) -> str:
+    lines = ["| Evaluation (held out) | Model | Baseline |", "|---|---|---|"]
+    if "fashion_mnist" in results:
+        r = results["fashion_mnist"]
+        lines.append(f"| Fashion-MNIST test accuracy ({r['num_examples']} images) | {r['accuracy']:.1%} | "
+                     f"chance {r['chance']:.0%} |")
+    if "kjv" in results:
+        r = results["kjv"]
+        lines.append(f"| KJV held-out books, perplexity per byte-token ({r['num_tokens']} tokens) | "
+                     f"{r['perplexity']:.2f} | train unigram (add-one) {r['unigram_perplexity']:.2f} |")
+    if "arc" in results:
+        r = results["arc"]
+        lines.append(f"| ARC-AGI-1 eval test inputs, per-cell accuracy | {r['model']['per_cell_accuracy']:.1%} | "
+                     f"copy-input {r['copy_input']['per_cell_accuracy']:.1%}, majority-colour "
+                     f"{r['majority_colour']['per_cell_accuracy']:.1%} |")
+        lines.append(f"| ARC-AGI-1 eval test inputs, exact match | {r['model']['exact_match']:.1%} | "
+                     f"copy-input {r['copy_input']['exact_match']:.1%}, majority-colour "
+                     f"{r['majority_colour']['exact_match']:.1%} |")
+    return "\n".join(lines)
+
+
+def plot_training_curves(log_history, path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["loss", "grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss",
+            "eval_loss"]
+    series = {k: [(e["step"], e[k]) for e in log_history if k in e and "step" in e] for k in keys}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    extras = [k for k in ("fusion_gate_mean", "mean_halting_step", "planner_entropy", "concept_usage")
+              if any(k in e for e in log_history)]
+    figure, axes = plt.subplots(1, 2 if extras else 1, figsize=(12 if extras else 7, 4.5), squeeze=False)
+    for name, points in series.items():
+        axes[0, 0].plot(*zip(*points), label=name, marker="." if len(points) < 30 else None)
+    axes[0, 0].set_xlabel("optimizer step")
+    axes[0, 0].set_ylabel("loss")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].set_title("training losses")
+    for name in extras:
+        points = [(e["step"], e[name]) for e in log_history if name in e]
+        axes[0, 1].plot(*zip(*points), label=name)
+    if extras:
+        axes[0, 1].set_xlabel("optimizer step")
+        axes[0, 1].legend(fontsize=8)
+        axes[0, 1].set_title("model internals")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def finite_state_dict(model) -> bool:
+    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
+def safe_float(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

