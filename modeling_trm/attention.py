@@ -76,11 +76,11 @@ class TRMBlock(nn.Module):
     Built from the model config so that every block of the model has the same width, heads and activation.
     """
 
-    def __init__(self, config, cross_attention: bool = False):
+    def __init__(self, config, cross_attention: bool = False, self_attention: bool = True):
         super().__init__()
         hidden = config.hidden_size
-        self.self_attn_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
-        self.self_attn = TRMAttention(hidden, config.num_attention_heads, config.dropout)
+        self.self_attn_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps) if self_attention else None
+        self.self_attn = TRMAttention(hidden, config.num_attention_heads, config.dropout) if self_attention else None
         self.cross_attn_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps) if cross_attention else None
         self.cross_attn = TRMAttention(hidden, config.num_attention_heads, config.dropout) if cross_attention else None
         self.mlp_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
@@ -94,9 +94,10 @@ class TRMBlock(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        hidden_states = hidden_states + self.self_attn(
-            self.self_attn_norm(hidden_states), attention_mask=attention_mask, is_causal=is_causal
-        )
+        if self.self_attn is not None:
+            hidden_states = hidden_states + self.self_attn(
+                self.self_attn_norm(hidden_states), attention_mask=attention_mask, is_causal=is_causal
+            )
         if self.cross_attn is not None:
             if encoder_hidden_states is None:
                 raise ValueError("this block cross-attends and needs encoder_hidden_states")
@@ -109,9 +110,16 @@ class TRMBlock(nn.Module):
 class TRMEncoder(nn.Module):
     """A stack of `TRMBlock`s, with optional gradient checkpointing (set by `PreTrainedModel`)."""
 
-    def __init__(self, config, num_layers: int, cross_attention: bool = False, final_norm: bool = True):
+    def __init__(
+        self,
+        config,
+        num_layers: int,
+        cross_attention: bool = False,
+        final_norm: bool = True,
+        self_attention: bool = True,
+    ):
         super().__init__()
-        self.layers = nn.ModuleList(TRMBlock(config, cross_attention) for _ in range(num_layers))
+        self.layers = nn.ModuleList(TRMBlock(config, cross_attention, self_attention) for _ in range(num_layers))
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if final_norm else nn.Identity()
         self.gradient_checkpointing = False
 

@@ -28,7 +28,9 @@ class GridHead(nn.Module):
     """Predicts an ARC grid: a colour per cell of the `max_grid_size` x `max_grid_size` canvas, plus height and width.
 
     Every cell is a query built from a learned row and a learned column embedding; `grid_head_num_layers` blocks let
-    the cells attend to each other and cross-attend to the memory. Height and width are read from the mean memory
+    the cells cross-attend to the memory. The cells do not attend to each other: the reasoning happens in the
+    recursion, and self-attention over 900 cells would cost more than the rest of the head (measured on the tiny
+    preset: ~10x the head's FLOPs). Height and width are read from the mean memory
     (index `k` means size `k + 1`).
     """
 
@@ -38,7 +40,7 @@ class GridHead(nn.Module):
         self.max_grid_size = size
         self.row_embeddings = nn.Embedding(size, hidden)
         self.col_embeddings = nn.Embedding(size, hidden)
-        self.decoder = TRMEncoder(config, config.grid_head_num_layers, cross_attention=True)
+        self.decoder = TRMEncoder(config, config.grid_head_num_layers, cross_attention=True, self_attention=False)
         self.cell_classifier = nn.Linear(hidden, config.num_colors)
         self.size_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.height_classifier = nn.Linear(hidden, size)

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from ..configuration.configuration_trm import MODALITY_NAMES, TRMConfig
+from ..configuration.configuration_trm import MODALITY_GRID, MODALITY_NAMES, TRMConfig
 from .adapter import N2NFeatureAdapter
 from .capsules import CapsulePooling
 from .concepts import ConceptVocabulary
@@ -206,8 +206,15 @@ class TRMModel(TRMPreTrainedModel):
         return self.adapter.n2n_loss(view1, view2)
 
     # ---------------------------------------------------------------------------------------------- read-out
-    def read_out(self, answer_state, decoder_input_ids=None, decoder_attention_mask=None) -> dict:
-        """Capsules → concepts → planner → heads, from one supervision step's answer state `y`."""
+    def read_out(
+        self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None, text_rows=None
+    ) -> dict:
+        """Capsules → concepts → planner → heads, from one supervision step's answer state `y`.
+
+        `grid_rows` / `text_rows` (boolean `[batch]`) name the samples the grid head and the text decoder run on; the
+        other rows of their logits are zeros. The two heads cost more than the rest of the read-out, and in a mixed
+        batch most samples need neither.
+        """
         capsules = self.capsule_pooling(answer_state)
         concept_ids, concept_loss = None, None
         if self.concepts is not None:
@@ -227,11 +234,19 @@ class TRMModel(TRMPreTrainedModel):
             "memory": memory,
         }
         if self.grid_head is not None:
-            step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"] = self.grid_head(memory)
+            step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"] = _on_rows(
+                self.grid_head, grid_rows, memory
+            )
         if self.classification_head is not None:
             step["class_logits"] = self.classification_head(memory)
         if self.text_decoder is not None and decoder_input_ids is not None:
-            step["text_logits"] = self.text_decoder(decoder_input_ids, memory, decoder_attention_mask)
+            (step["text_logits"],) = _on_rows(
+                lambda mem, ids, mask: (self.text_decoder(ids, mem, mask),),
+                text_rows,
+                memory,
+                decoder_input_ids,
+                decoder_attention_mask,
+            )
         return step
 
     def step_losses(self, step: dict, labels, grid_labels, text_labels) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -307,6 +322,7 @@ class TRMModel(TRMPreTrainedModel):
         features, gate = self.perceive(pixel_values)
         x = self.embed_inputs(features, modality_ids, task_ids)
         y, z = self.reasoning_core.initial_carry(x)
+        grid_rows, text_rows = self._head_rows(modality_ids, grid_labels, text_labels)
         has_labels = any(t is not None for t in (labels, grid_labels, text_labels))
         batch, device = x.shape[0], x.device
         halted = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -316,7 +332,7 @@ class TRMModel(TRMPreTrainedModel):
 
         for step_index in range(self.config.deep_supervision_steps):
             y, z = self.reasoning_core(x, y, z)
-            step = self.read_out(y, decoder_input_ids, decoder_attention_mask)
+            step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows)
             step["answer_state"] = y
             active = ~halted
             if has_labels:
@@ -340,6 +356,19 @@ class TRMModel(TRMPreTrainedModel):
         if has_labels:
             loss, halting_loss_value = self._deep_supervision_loss(losses)
         return self._assemble_output(steps, halting_steps, gate, loss, halting_loss_value, term_sums)
+
+    @staticmethod
+    def _head_rows(modality_ids, grid_labels, text_labels):
+        """Which samples need the grid head and the text decoder: those with targets when training with labels,
+        else the grid samples (by modality) and every sample given decoder inputs."""
+        if grid_labels is not None:
+            grid_rows = (grid_labels != -100).flatten(1).any(dim=1)
+        elif modality_ids is not None:
+            grid_rows = modality_ids == MODALITY_GRID
+        else:
+            grid_rows = None
+        text_rows = (text_labels[:, 1:] != -100).any(dim=1) if text_labels is not None else None
+        return grid_rows, text_rows
 
     def _exploration_min_steps(self, batch: int, device) -> torch.Tensor:
         """TRM/HRM exploration: in training, some samples must run a random minimum number of steps."""
@@ -468,6 +497,24 @@ class TRMForImageClassification(TRMModel):
             kwargs["modality_ids"] = torch.ones(pixel_values.shape[0], dtype=torch.long, device=pixel_values.device)
         outputs = super().forward(pixel_values, labels=labels, **kwargs)
         return ImageClassifierOutput(loss=outputs.loss, logits=outputs.class_logits)
+
+
+def _on_rows(head, rows, memory, *inputs):
+    """Runs `head(memory[rows], *inputs[rows])` and scatters its outputs into zero tensors of the full batch."""
+    if rows is None or bool(rows.all()):
+        return head(memory, *inputs)
+    if not bool(rows.any()):
+        # No sample needs this head: run it on one row only to learn the output shapes, and return zeros.
+        outputs = head(memory[:1], *[value[:1] if value is not None else None for value in inputs])
+        return tuple(output.new_zeros((memory.shape[0],) + tuple(output.shape[1:])) for output in outputs)
+    selected = [value[rows] if value is not None else None for value in inputs]
+    outputs = head(memory[rows], *selected)
+    full = []
+    for output in outputs:
+        padded = output.new_zeros((memory.shape[0],) + tuple(output.shape[1:]))
+        padded[rows] = output
+        full.append(padded)
+    return tuple(full)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

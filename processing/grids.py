@@ -41,6 +41,14 @@ BACKGROUND_INDEX = NUM_COLORS + 1
 # The 10 ARC colours, then the border colour, then the background colour: uint8 [12, 3] (a constant).
 EXTENDED_PALETTE = np.concatenate([ARC_PALETTE, np.array([BORDER_COLOR, BACKGROUND_COLOR], dtype=np.uint8)])
 EXTENDED_PALETTE.setflags(write=False)
+_PIXEL = np.dtype("V3")  # one RGB pixel as a single 3-byte element
+_PALETTE_PIXELS = np.ascontiguousarray(EXTENDED_PALETTE).view(_PIXEL)[:, 0]
+# Green channel -> ARC colour index (-1: not an ARC colour); the ten greens are distinct, and differ from the
+# border's (128) and the background's (255).
+_GREEN_TO_COLOR = np.full(256, -1, dtype=np.int64)
+_GREEN_TO_COLOR[ARC_PALETTE[:, 1]] = np.arange(NUM_COLORS)
+assert len(set(ARC_PALETTE[:, 1].tolist()) | {BORDER_COLOR[1], BACKGROUND_COLOR[1]}) == NUM_COLORS + 2
+assert len(set(BACKGROUND_COLOR)) == 1  # render_grid fills the background with one byte value
 ARC_PALETTE.setflags(write=False)
 
 
@@ -123,15 +131,14 @@ def render_grid(grid, canvas_size: int = 224, scale: int | None = None, offset=N
             raise ValueError(
                 f"offset {(top, left)} puts the {fh}x{fw} px grid outside the {canvas_size} px canvas"
             )
-    palette = EXTENDED_PALETTE
-    framed = np.full((h + 2, w + 2), BORDER_INDEX, dtype=np.int64)
+    framed = np.full((h + 2, w + 2), BORDER_INDEX, dtype=np.intp)
     framed[1:-1, 1:-1] = arr
-    canvas = np.empty((canvas_size, canvas_size, 3), dtype=np.uint8)
-    canvas[...] = palette[BACKGROUND_INDEX]
-    # Palette lookup on the small grid, widen each cell to `scale` columns, then one broadcast assignment copies
-    # each pixel row `scale` times: [h+2, 1, fw, 3] -> [h+2, scale, fw, 3]. No per-cell Python loop.
-    rows = np.repeat(np.take(palette, framed, axis=0), scale, axis=1)
-    canvas[top : top + fh, left : left + fw].reshape(h + 2, scale, fw, 3)[...] = rows[:, None]
+    canvas = np.full((canvas_size, canvas_size, 3), BACKGROUND_COLOR[0], dtype=np.uint8)  # grey-level background
+    # Each pixel as one 3-byte element: palette lookup on the grid widened to `scale` columns, then a single
+    # broadcast assignment copies each pixel row `scale` times ([h+2, 1, fw] -> [h+2, scale, fw]).
+    pixels = canvas.view(_PIXEL)[..., 0]
+    rows = _PALETTE_PIXELS.take(framed.repeat(scale, axis=1))
+    pixels[top : top + fh, left : left + fw].reshape(h + 2, scale, fw)[...] = rows[:, None]
     return canvas
 
 
@@ -158,43 +165,46 @@ def _to_hwc_uint8(canvas) -> np.ndarray:
     return arr
 
 
+def _find_frame(arr: np.ndarray) -> tuple[int, int, int, int, int]:
+    """(top, left, frame height px, frame width px, scale) of the grid frame; ValueError when there is none.
+
+    The green channel alone identifies the border (128 is no ARC colour's green), so one comparison finds it:
+    the first border pixel in raster order is the frame's top-left corner, the runs along its row and column
+    give the frame's extent, and the run along its diagonal gives the border thickness (= the scale)."""
+    mask = arr[:, :, 1] == BORDER_COLOR[1]
+    first = int(mask.argmax())
+    top, left = divmod(first, mask.shape[1])
+    if not mask[top, left]:
+        raise ValueError("no grid frame (border colour) found on the canvas")
+
+    def run(line):
+        stop = int(line.argmin())
+        return stop if not line[stop] else line.shape[0]
+
+    fw, fh = run(mask[top, left:]), run(mask[top:, left])
+    scale = run(np.diagonal(mask[top : top + fh, left : left + fw]))
+    if scale < 1 or scale >= min(fh, fw) or fh % scale or fw % scale:
+        raise ValueError("malformed grid frame: extent is not a whole number of cells")
+    return top, left, fh, fw, scale
+
+
 def decode_canvas(canvas, strict: bool = False) -> np.ndarray:
     """Reads the exact grid back from a canvas drawn by `render_grid`: int64 [h, w].
 
-    Accepts uint8 [S, S, 3] or [3, S, S] (numpy or torch). With `strict=True` the whole canvas must equal the
-    re-rendered grid at the found scale/offset (catches corrupted canvases). Raises ValueError when no frame is
-    found or a cell's colour is not an ARC colour.
+    Accepts uint8 [S, S, 3] or [3, S, S] (numpy or torch). Samples one pixel per cell (the block's top-left) and
+    checks its full RGB against the palette. With `strict=True` the whole canvas must also equal the re-rendered
+    grid at the found scale/offset (catches any corruption). Raises ValueError when no frame is found or a cell's
+    colour is not an ARC colour.
     """
     arr = _to_hwc_uint8(canvas)
-    codes = _rgb_codes(arr)
-    border = codes == _rgb_codes(np.array(BORDER_COLOR))
-    rows = np.flatnonzero(border.any(axis=1))
-    cols = np.flatnonzero(border.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("no grid frame (border colour) found on the canvas")
-    top, bottom, left, right = rows[0], rows[-1], cols[0], cols[-1]
-    mid = (left + right) // 2
-    column = border[top : bottom + 1, mid]
-    not_border = np.flatnonzero(~column)
-    if not_border.size == 0:
-        raise ValueError("malformed grid frame: no interior found")
-    scale = int(not_border[0])
-    fh, fw = bottom - top + 1, right - left + 1
-    if scale < 1 or fh % scale or fw % scale:
-        raise ValueError("malformed grid frame: extent is not a whole number of cells")
+    top, left, fh, fw, scale = _find_frame(arr)
     h, w = fh // scale - 2, fw // scale - 2
     if h < 1 or w < 1:
         raise ValueError("malformed grid frame: empty interior")
-    ys = top + scale * np.arange(1, h + 1)
-    xs = left + scale * np.arange(1, w + 1)
-    cell_codes = codes[ys[:, None], xs[None, :]]
-    palette_codes = _rgb_codes(ARC_PALETTE)
-    order = np.argsort(palette_codes)
-    sorted_codes = palette_codes[order]
-    pos = np.clip(np.searchsorted(sorted_codes, cell_codes), 0, NUM_COLORS - 1)
-    if not np.array_equal(sorted_codes[pos], cell_codes):
+    cells = arr[top + scale : top + fh - scale : scale, left + scale : left + fw - scale : scale]
+    grid = _GREEN_TO_COLOR[cells[:, :, 1]]
+    if (grid < 0).any() or not np.array_equal(ARC_PALETTE[grid], cells):
         raise ValueError("a cell's colour is not an ARC palette colour")
-    grid = order[pos].astype(np.int64)
     if strict:
         expected = render_grid(grid, arr.shape[0], scale=scale, offset=(top, left), validate=False)
         if arr.shape[0] != arr.shape[1] or not np.array_equal(expected, arr):
@@ -204,14 +214,8 @@ def decode_canvas(canvas, strict: bool = False) -> np.ndarray:
 
 def grid_placement(canvas) -> tuple[int, tuple[int, int]]:
     """(scale, (top, left)) of the grid frame on a canvas."""
-    arr = _to_hwc_uint8(canvas)
-    border = _rgb_codes(arr) == _rgb_codes(np.array(BORDER_COLOR))
-    rows = np.flatnonzero(border.any(axis=1))
-    cols = np.flatnonzero(border.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("no grid frame (border colour) found on the canvas")
-    column = border[rows[0] : rows[-1] + 1, (cols[0] + cols[-1]) // 2]
-    return int(np.flatnonzero(~column)[0]), (int(rows[0]), int(cols[0]))
+    top, left, _, _, scale = _find_frame(_to_hwc_uint8(canvas))
+    return scale, (top, left)
 
 
 def pad_grid(grid, size: int = MAX_GRID_SIZE, fill: int = -100) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Photos -> float RGB in [0, 1], resized (shortest side) and centre-cropped to the canvas.
+"""Photos -> float RGB in [0, 1], resized (shortest side, bicubic, antialiased) and centre-cropped to the canvas.
 
 Conversions (nothing clipped silently):
 - PIL "RGB", "L", "1", "CMYK", "YCbCr", ...: converted to RGB (8-bit, / 255).
@@ -108,10 +108,41 @@ def resize_and_crop(image: np.ndarray, size: int) -> np.ndarray:
     return tensor[0, :, top : top + size, left : left + size].numpy()
 
 
+def _pil_rgb8(image: Image.Image) -> Image.Image | None:
+    """8-bit PIL modes as an RGB PIL image (alpha composited on white); None for 16-bit / int / float modes."""
+    mode = image.mode
+    if mode in _16BIT_MODES or mode in ("I", "F"):
+        return None
+    if mode in ("P", "PA", "RGBA", "RGBa", "LA", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB") if mode != "RGB" else image
+
+
+def _resize_crop_pil(image: Image.Image, size: int) -> np.ndarray:
+    w, h = image.size
+    scale = size / min(h, w)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        image = image.resize((nw, nh), Image.Resampling.BICUBIC)  # Pillow's resize is antialiased
+    left, top = (nw - size) // 2, (nh - size) // 2
+    arr = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
+    return arr.transpose(2, 0, 1) / np.float32(255.0)
+
+
 def photo_to_chw(image, size: int) -> np.ndarray:
-    """Any supported photo -> float32 [3, size, size] in [0, 1]."""
+    """Any supported photo -> float32 [3, size, size] in [0, 1]. 8-bit images are resized in Pillow (uint8,
+    fast); 16-bit and float images in float32 with torch (no precision lost)."""
     if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"zero-size image ({image.width}x{image.height})")
+        rgb8 = _pil_rgb8(image)
+        if rgb8 is not None:
+            return _resize_crop_pil(rgb8, size)
         rgb = pil_to_float_rgb(image)
     else:
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3 and image.size:
+            return _resize_crop_pil(Image.fromarray(image), size)
         rgb = array_to_float_rgb(image)
     return resize_and_crop(rgb, size)

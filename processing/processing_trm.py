@@ -20,14 +20,14 @@ IGNORE_INDEX = -100
 def is_grid_like(item) -> bool:
     """How a grid is told apart from an image.
 
-    - A list / tuple of lists / tuples (rows) is a grid.
+    - A list / tuple is a grid (rows of ints); it is validated as one.
     - A numpy array or torch tensor that is 2-D with an integer dtype (not bool) is a grid. It is validated as
       one (values 0..9, at most 30 per side) and a failure raises ValueError saying so: a 2-D integer array
       that is really an image must be passed as a PIL image or with a channel axis ([H, W, 1] / [1, H, W]).
     - Everything else array-like (3-D arrays, 2-D float arrays) is an image.
     """
     if isinstance(item, (list, tuple)):
-        return len(item) == 0 or all(isinstance(row, (list, tuple)) for row in item)
+        return True
     if isinstance(item, torch.Tensor):
         return item.ndim == 2 and not item.dtype.is_floating_point and not item.dtype.is_complex and item.dtype != torch.bool
     if isinstance(item, np.ndarray):
@@ -155,7 +155,7 @@ class TRMProcessor(ProcessorMixin):
                 raise ValueError("inputs is an empty list")
             # A single grid (list of rows of scalars) rather than a batch.
             if all(isinstance(row, (list, tuple)) for row in inputs) and all(
-                not isinstance(v, (list, tuple, dict, str)) for row in inputs for v in row
+                not isinstance(v, (list, tuple, dict)) for row in inputs for v in row
             ):
                 return [inputs]
             return inputs

@@ -298,6 +298,14 @@ def side_by_side(images: list[np.ndarray], gap: int = 12, background: int = 255)
     return out
 
 
+def _arrow(size: int = 24) -> np.ndarray:
+    """A small grey right arrow between an input and its output."""
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    draw.polygon([(4, size // 2 - 6), (size - 4, size // 2), (4, size // 2 + 6)], fill=(120, 120, 120))
+    return np.asarray(img)
+
+
 def step_strip(step_grids: list[np.ndarray], halting_step: int | None) -> np.ndarray:
     """The answer after each supervision step, labelled, with the step where halting fired framed in red."""
     tiles = []
@@ -508,15 +516,23 @@ def _test_index(task: dict, test_index) -> int:
 def make_handlers(loaded: LoadedModel):
     processor = loaded.processor
 
-    def pair_gallery(task: dict) -> list[tuple[np.ndarray, str]]:
-        arrow = np.full((8, 8, 3), 255, np.uint8)
-        return [
-            (
-                side_by_side([render_grid_image(processor, p["input"], 160), arrow, render_grid_image(processor, p["output"], 160)]),
-                f"pair {i + 1}: {len(p['input'])}x{len(p['input'][0])} -> {len(p['output'])}x{len(p['output'][0])}",
+    def pairs_image(task: dict) -> np.ndarray:
+        """All demonstration pairs in one picture: "input -> output" tiles, up to three per row."""
+        tiles = []
+        for i, pair in enumerate(task["train"]):
+            body = side_by_side(
+                [render_grid_image(processor, pair["input"], 150), _arrow(), render_grid_image(processor, pair["output"], 150)],
+                gap=6,
             )
-            for i, p in enumerate(task["train"])
-        ]
+            tile = np.full((body.shape[0] + 18, body.shape[1], 3), 255, np.uint8)
+            tile[18:] = body
+            pil = Image.fromarray(tile)
+            ImageDraw.Draw(pil).text((2, 3), f"pair {i + 1}", fill=(0, 0, 0))
+            tiles.append(np.asarray(pil))
+        rows = [side_by_side(tiles[i : i + 3], gap=24) for i in range(0, len(tiles), 3)]
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 12), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        return np.concatenate(rows, 0)
 
     @_guarded(7)
     def preview_arc(task_name, task_json, test_index):
@@ -525,7 +541,7 @@ def make_handlers(loaded: LoadedModel):
         test = task["test"][index]
         expected = render_grid_image(processor, test["output"]) if "output" in test else None
         status = f"Task **{name or 'uploaded'}**: {len(task['train'])} demonstration pair(s). Press **Run model**."
-        return status, pair_gallery(task), render_grid_image(processor, test["input"]), None, expected, None, None
+        return status, pairs_image(task), render_grid_image(processor, test["input"]), None, expected, None, None
 
     @_guarded(8)
     def run_arc(task_name, task_json, test_index):
@@ -534,7 +550,7 @@ def make_handlers(loaded: LoadedModel):
         result = run_arc_task(loaded, task, index, name)
         test = task["test"][index]
         expected = render_grid_image(processor, test["output"]) if "output" in test else None
-        match = {True: "✅ exact match", False: "❌ not an exact match", None: "no expected output given"}[result["exact_match"]]
+        match = {True: "**exact match**", False: "not an exact match", None: "no expected output given"}[result["exact_match"]]
         status = (
             f"Task **{result['task']}**, test input {index}: predicted a {result['predicted_size'][0]}x"
             f"{result['predicted_size'][1]} grid - {match}. Halting fired at step {result['halting_step']} of "
@@ -544,7 +560,7 @@ def make_handlers(loaded: LoadedModel):
         canvas = result.pop("canvas")
         return (
             status,
-            pair_gallery(task),
+            pairs_image(task),
             render_grid_image(processor, test["input"]),
             render_grid_image(processor, result["predicted_grid"]),
             expected,
@@ -653,13 +669,13 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
                     run_button = gr.Button("Run model", variant="primary")
                     gr.Examples(examples=[[name] for name in list(bundled_tasks())], inputs=[task_name], label="Bundled tasks")
                 with gr.Column(scale=3):
-                    arc_status = gr.Markdown()
-                    pairs = gr.Gallery(label="Demonstration pairs (input -> output)", columns=4, height=210, object_fit="contain")
+                    arc_status = gr.Markdown(elem_id="arc-status")
+                    pairs = gr.Image(label="Demonstration pairs (input -> output)", height=230, elem_id="arc-pairs")
                     with gr.Row():
                         test_input = gr.Image(label="Test input", height=220)
-                        prediction = gr.Image(label="Model answer", height=220)
+                        prediction = gr.Image(label="Model answer", height=220, elem_id="arc-prediction")
                         expected = gr.Image(label="Expected", height=220)
-                    steps = gr.Image(label="Answer after each supervision step (red frame: halting fired)", height=190)
+                    steps = gr.Image(label="Answer after each supervision step (red frame: halting fired)", height=190, elem_id="arc-steps")
                     with gr.Accordion("Details", open=False):
                         arc_details = gr.JSON(label="Prediction")
                         arc_canvas = gr.Image(label="The canvas the model read", height=256)

@@ -1,5 +1,7 @@
 """End-to-end check in a real browser: headless Chromium loads the Space, which runs the first ARC example on load
-(`demo.load`), and a screenshot is saved.
+(`demo.load`), and a screenshot is saved once the model's answer is on the page. Chromium is driven through the
+DevTools protocol over `--remote-debugging-pipe` (no extra Python package), because `--virtual-time-budget`
+screenshots are taken before the queue's server-sent events deliver the result.
 
     python spaces_app/browser_check.py --output outputs/space_screenshot.png          # starts the app itself
     python spaces_app/browser_check.py --url http://127.0.0.1:7860/ --output shot.png  # an app already running
@@ -10,11 +12,15 @@ Exit status 0 when the screenshot was written and is not blank; 2 when no Chromi
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,8 +35,81 @@ def find_chromium() -> str | None:
     return None
 
 
-def screenshot(url: str, output: Path, window_size: str = "1280,1400", budget_ms: int = 15000, timeout_s: int = 120) -> None:
-    """Headless Chromium (flags from HF-NOTES) renders `url` and writes a PNG to `output`."""
+class ChromiumPipe:
+    """A minimal Chrome DevTools Protocol client over `--remote-debugging-pipe` (fd 3 in, fd 4 out, NUL-framed
+    JSON), so no websocket library is needed."""
+
+    def __init__(self, chromium: str, flags: list[str]):
+        cmd_read, self._cmd_write = os.pipe()
+        self._res_read, res_write = os.pipe()
+
+        def wire_fds():  # in the child: fd 3 = commands to Chromium, fd 4 = its replies
+            os.dup2(cmd_read, 3)
+            os.dup2(res_write, 4)
+
+        self.process = subprocess.Popen(
+            [chromium, *flags, "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=wire_fds,
+            close_fds=False,
+        )
+        os.close(cmd_read)
+        os.close(res_write)
+        self._buffer = b""
+        self._next_id = 0
+
+    def call(self, method: str, params: dict | None = None, session_id: str | None = None, timeout: float = 30.0):
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session_id:
+            message["sessionId"] = session_id
+        os.write(self._cmd_write, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next_id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply.get("result", {})
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply to {method} within {timeout} s")
+            ready, _, _ = select.select([self._res_read], [], [], remaining)
+            if ready:
+                chunk = os.read(self._res_read, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"Chromium exited: {self.process.stderr.read().decode()[-2000:]}")
+                self._buffer += chunk
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=5)
+        except Exception:  # noqa: BLE001 - it may already be gone
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._cmd_write)
+        os.close(self._res_read)
+
+
+# True once the ARC example that `demo.load` runs has finished and its answer image has loaded.
+ARC_DONE_JS = """(() => {
+  const status = document.querySelector('#arc-status');
+  const imgs = [...document.querySelectorAll('#arc-prediction img, #arc-steps img')];
+  return !!status && /Halting fired|Invalid input|went wrong/.test(status.innerText)
+         && imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);
+})()"""
+
+
+def screenshot(url: str, output: Path, window_size: str = "1280,1400", timeout_s: float = 90.0) -> dict:
+    """Headless Chromium (flags from HF-NOTES) opens `url`, waits until the ARC example has run, saves a PNG."""
     chromium = find_chromium()
     if chromium is None:
         raise FileNotFoundError("no Chromium found (apt-get install chromium)")
@@ -38,9 +117,9 @@ def screenshot(url: str, output: Path, window_size: str = "1280,1400", budget_ms
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.exists():
         output.unlink()
+    width, height = (int(v) for v in window_size.split(","))
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        command = [
-            chromium,
+        flags = [
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -51,14 +130,39 @@ def screenshot(url: str, output: Path, window_size: str = "1280,1400", budget_ms
             "--disable-dev-shm-usage",
             "--hide-scrollbars",
             f"--user-data-dir={profile}",
-            f"--window-size={window_size}",
-            f"--virtual-time-budget={budget_ms}",
-            f"--screenshot={output}",
-            url,
+            f"--window-size={width},{height}",
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    if result.returncode != 0 or not output.is_file():
-        raise RuntimeError(f"chromium failed (exit {result.returncode}): {result.stderr[-2000:]}")
+        browser = ChromiumPipe(chromium, flags)
+        try:
+            target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session,
+            )
+            browser.call("Page.enable", session_id=session)
+            browser.call("Page.navigate", {"url": url}, session)
+            start, done = time.monotonic(), False
+            while time.monotonic() - start < timeout_s:
+                result = browser.call("Runtime.evaluate", {"expression": ARC_DONE_JS, "returnByValue": True}, session)
+                if result.get("result", {}).get("value") is True:
+                    done = True
+                    break
+                time.sleep(0.5)
+            time.sleep(0.5)  # let the last images paint
+            shot = browser.call("Page.captureScreenshot", {"format": "png"}, session)
+            output.write_bytes(base64.b64decode(shot["data"]))
+            status = browser.call(
+                "Runtime.evaluate",
+                {"expression": "document.querySelector('#arc-status')?.innerText || ''", "returnByValue": True},
+                session,
+            )["result"].get("value", "")
+        finally:
+            browser.close()
+    if not done:
+        raise TimeoutError(f"the ARC example did not finish within {timeout_s} s (screenshot of the state: {output})")
+    return {"status": status, "seconds": round(time.monotonic() - start, 1)}
 
 
 def check_png(path: Path, min_colours: int = 8) -> dict:
@@ -84,10 +188,10 @@ def run_app_and_screenshot(output: Path, **kwargs) -> dict:
 
     _, url, _ = app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app.LAUNCH_KWARGS)
     try:
-        screenshot(url, output, **kwargs)
+        page = screenshot(url, output, **kwargs)
     finally:
         app.demo.close()
-    return check_png(output)
+    return {**page, **check_png(output)}
 
 
 def main() -> int:
@@ -95,17 +199,16 @@ def main() -> int:
     parser.add_argument("--output", default="outputs/space_screenshot.png", help="PNG to write")
     parser.add_argument("--url", default=None, help="screenshot this running app instead of starting one")
     parser.add_argument("--window_size", default="1280,1400")
-    parser.add_argument("--budget_ms", type=int, default=15000, help="Chromium --virtual-time-budget")
+    parser.add_argument("--timeout_s", type=float, default=90.0, help="how long to wait for the ARC example")
     args = parser.parse_args()
     if find_chromium() is None:
         print("no Chromium found (apt-get install chromium)", file=sys.stderr)
         return 2
     output = Path(args.output)
     if args.url:
-        screenshot(args.url, output, args.window_size, args.budget_ms)
-        summary = check_png(output)
+        summary = {**screenshot(args.url, output, args.window_size, args.timeout_s), **check_png(output)}
     else:
-        summary = run_app_and_screenshot(output, window_size=args.window_size, budget_ms=args.budget_ms)
+        summary = run_app_and_screenshot(output, window_size=args.window_size, timeout_s=args.timeout_s)
     print(f"screenshot written to {output}: {summary}")
     return 0
 

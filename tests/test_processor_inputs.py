@@ -90,7 +90,8 @@ def test_random_placement_is_seeded_and_decodable(processor):
     grid = np.random.default_rng(0).integers(0, 10, (5, 7))
     a = processor([grid] * 4, random_placement=True, seed=1)["pixel_values"]
     b = processor([grid] * 4, random_placement=True, seed=1)["pixel_values"]
-    assert torch.equal(a, b) and not torch.equal(a[0], a[1]) or not torch.equal(a[1], a[2])
+    assert torch.equal(a, b)
+    assert any(not torch.equal(a[0], a[i]) for i in range(1, 4))
     for row in a:
         np.testing.assert_array_equal(processor.decode_grid(row), grid)
 
@@ -101,7 +102,8 @@ BAD_INPUTS = [
     ([[1, -1]], "colour outside 0-9"),
     ([[1, 2.5]], "non-integer cell"),
     ([["a", "b"]], "non-integer cell"),
-    (np.array([[1.0, 2.0]]).astype(np.float64).astype(object), "non-integer"),
+    ([[1.0, 2.0]], "non-integer cell"),  # integral floats are not coerced either
+    ([[[1, 2]], [1, 2]], "must be 2-D"),  # second batch item is a flat list
     ([[]], "empty grid"),
     ([], "empty"),
     (np.zeros((31, 2), dtype=np.int64), "over 30x30"),
@@ -215,10 +217,13 @@ def test_photo_modes():
     assert np.allclose(pil_to_float_rgb(rgba), 1.0)
     half = Image.new("RGBA", (10, 10), (0, 0, 0, 128))
     assert np.allclose(pil_to_float_rgb(half), 1 - 128 / 255, atol=1e-6)
+    assert np.allclose(photo_to_chw(rgba, 8), 1.0)  # the fast 8-bit path composites on white too
+    assert np.allclose(photo_to_chw(half, 8), 1 - 128 / 255, atol=1 / 255)
     pal = Image.new("P", (10, 10))
     pal.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
     pal.paste(1, (0, 0, 10, 10))
     assert np.allclose(pil_to_float_rgb(pal)[0, 0], [0, 1, 0])
+    assert np.allclose(photo_to_chw(pal, 8)[:, 0, 0], [0, 1, 0])
     sixteen = Image.fromarray(np.full((10, 10), 65535, np.uint16))
     assert sixteen.mode.startswith("I;16")
     assert np.allclose(pil_to_float_rgb(sixteen), 1.0)  # not clipped to 255
