@@ -18,6 +18,7 @@ MODEL_AUTO_MAP = {
     "AutoConfig": "configuration_trm.TRMConfig",
     "AutoModel": "modeling_trm.TRMModel",
     "AutoModelForImageClassification": "modeling_trm.TRMForImageClassification",
+    "AutoProcessor": "processing_trm.TRMProcessor",
 }
 PROCESSOR_AUTO_MAP = {
     "AutoProcessor": "processing_trm.TRMProcessor",

@@ -57,11 +57,6 @@ def extended_palette() -> np.ndarray:
     return EXTENDED_PALETTE.copy()
 
 
-def _rgb_codes(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
 def validate_grid(grid, max_size: int = MAX_GRID_SIZE) -> np.ndarray:
     """Returns `grid` as a 2-D int64 array, or raises `ValueError` naming the problem.
 

@@ -10,7 +10,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
 from .grids import MAX_GRID_SIZE, decode_canvas, render_grid
-from .photos import photo_to_chw
+from .photos import photo_to_chw, photo_to_uint8
 from .text_rendering import TextRenderer
 
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -113,7 +113,11 @@ class TRMImageProcessor(BaseImageProcessor):
         return decode_canvas(self.denormalize_to_canvas(pixel_values))
 
     def preprocess_photo(self, image) -> np.ndarray:
-        """PIL / numpy / torch photo -> normalised float32 [3, S, S]."""
+        """PIL / numpy / torch photo -> normalised float32 [3, S, S] (8-bit photos through the uint8 lookup table,
+        16-bit / float photos in float32)."""
+        u8 = photo_to_uint8(image, self.canvas_size)
+        if u8 is not None:
+            return self.normalize_canvas(u8)
         return self.normalize_float(photo_to_chw(image, self.canvas_size))
 
     # transformers-style entry point -----------------------------------------------------------------------------

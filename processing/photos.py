@@ -121,28 +121,36 @@ def _pil_rgb8(image: Image.Image) -> Image.Image | None:
 
 
 def _resize_crop_pil(image: Image.Image, size: int) -> np.ndarray:
+    """RGB PIL -> uint8 [size, size, 3]: the centred square of the shortest-side resize, resized in one step
+    from just that source box (bicubic; Pillow's resize is antialiased)."""
     w, h = image.size
-    scale = size / min(h, w)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    if (nw, nh) != (w, h):
-        image = image.resize((nw, nh), Image.Resampling.BICUBIC)  # Pillow's resize is antialiased
-    left, top = (nw - size) // 2, (nh - size) // 2
-    arr = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
-    return arr.transpose(2, 0, 1) / np.float32(255.0)
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    if (w, h) != (size, size):
+        image = image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+    return np.asarray(image)
+
+
+def photo_to_uint8(image, size: int) -> np.ndarray | None:
+    """8-bit photos (PIL 8-bit modes, uint8 [H, W, 3] arrays) -> uint8 [size, size, 3]; None for inputs that
+    need the float path (16-bit, float, other layouts)."""
+    if isinstance(image, Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"zero-size image ({image.width}x{image.height})")
+        rgb8 = _pil_rgb8(image)
+        return _resize_crop_pil(rgb8, size) if rgb8 is not None else None
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+        if image.size == 0:
+            raise ValueError(f"zero-size image (shape {image.shape})")
+        return _resize_crop_pil(Image.fromarray(image), size)
+    return None
 
 
 def photo_to_chw(image, size: int) -> np.ndarray:
     """Any supported photo -> float32 [3, size, size] in [0, 1]. 8-bit images are resized in Pillow (uint8,
     fast); 16-bit and float images in float32 with torch (no precision lost)."""
-    if isinstance(image, Image.Image):
-        if image.width == 0 or image.height == 0:
-            raise ValueError(f"zero-size image ({image.width}x{image.height})")
-        rgb8 = _pil_rgb8(image)
-        if rgb8 is not None:
-            return _resize_crop_pil(rgb8, size)
-        rgb = pil_to_float_rgb(image)
-    else:
-        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3 and image.size:
-            return _resize_crop_pil(Image.fromarray(image), size)
-        rgb = array_to_float_rgb(image)
+    u8 = photo_to_uint8(image, size)
+    if u8 is not None:
+        return u8.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    rgb = pil_to_float_rgb(image) if isinstance(image, Image.Image) else array_to_float_rgb(image)
     return resize_and_crop(rgb, size)

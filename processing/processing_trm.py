@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -9,7 +11,9 @@ from transformers import PreTrainedTokenizerFast
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .grids import MAX_GRID_SIZE, pad_grid, random_placement, validate_grid
+from ..modeling_trm.hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
+from .grids import MAX_GRID_SIZE, pad_grid, validate_grid
+from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
 
@@ -123,6 +127,13 @@ class TRMProcessor(ProcessorMixin):
             max_text_length=config.max_text_length,
         )
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Saves the processor plus the flat code files and `auto_map` that `trust_remote_code` loads."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        write_code_files(save_directory)
+        add_auto_map(Path(save_directory) / "processor_config.json", PROCESSOR_AUTO_MAP)
+        return result
+
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # Build our own sub-processors (no Auto-class registration needed, locally or as remote code).
@@ -214,7 +225,7 @@ class TRMProcessor(ProcessorMixin):
     def _grid_row(self, grid: np.ndarray, rng) -> dict:
         scale = offset = None
         if rng is not None:
-            scale, offset = random_placement(grid.shape[0], grid.shape[1], self.canvas_size, rng)
+            scale, offset = random_grid_placement(grid.shape[0], grid.shape[1], self.canvas_size, rng)
         canvas = self.image_processor.render_grid(grid, scale=scale, offset=offset)
         return dict(canvas=canvas, modality=MODALITY_GRID, grid_size=grid.shape)
 

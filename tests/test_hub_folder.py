@@ -16,6 +16,9 @@ from safetensors.torch import save_file
 from test_model import make_batch, tiny_clip_config, tiny_config
 from vision_trm.modeling_trm import TRMModel
 from vision_trm.modeling_trm.hub_export import flatten_imports
+from vision_trm.processing import TRMProcessor
+
+PROCESSOR_INPUTS = ["a line of text", [[1, 2, 3], [4, 5, 6]]]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +58,7 @@ def run_clean(script: str, repo: Path, folder: Path, tmp_path: Path) -> subproce
 def export_elsewhere(model: TRMModel, tmp_path: Path) -> Path:
     saved = tmp_path / "saved"
     model.save_pretrained(saved)
+    TRMProcessor.from_config(model.config).save_pretrained(saved)
     moved = tmp_path / "elsewhere" / "trm-tiny"
     shutil.copytree(saved, moved)
     return moved
@@ -90,13 +94,18 @@ def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
         expected = model(**batch)
     folder = export_elsewhere(model, tmp_path)
     tensors = {k: v.contiguous() for k, v in batch.items()}
-    tensors.update(expected_grid=expected.grid_logits, expected_class=expected.class_logits)
+    processed = TRMProcessor.from_config(config)(PROCESSOR_INPUTS)
+    tensors.update(
+        expected_grid=expected.grid_logits,
+        expected_class=expected.class_logits,
+        expected_canvases=processed["pixel_values"],
+    )
     save_file(tensors, str(tmp_path / "io.safetensors"))
     result = run_clean(
         """
         import torch
         from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel
+        from transformers import AutoConfig, AutoModel, AutoProcessor
         folder = sys.argv[2]
         try:
             AutoModel.from_pretrained(folder)
@@ -110,6 +119,13 @@ def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
             assert not any(p.requires_grad for p in tower.backbone.parameters()), "tower unfrozen after loading"
         io = load_file("io.safetensors")
         expected_grid, expected_class = io.pop("expected_grid"), io.pop("expected_class")
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+        processed = processor(["a line of text", [[1, 2, 3], [4, 5, 6]]])
+        torch.testing.assert_close(processed["pixel_values"], io.pop("expected_canvases"))
+        with torch.no_grad():
+            model(pixel_values=processed["pixel_values"], modality_ids=processed["modality_ids"])
+        print("PROCESSOR_MATCHES")
         with torch.no_grad():
             out = model(**io)
         torch.testing.assert_close(out.grid_logits, expected_grid)
@@ -123,3 +139,4 @@ def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REFUSED_WITHOUT_TRUST" in result.stdout
     assert "OUTPUTS_MATCH" in result.stdout
+    assert "PROCESSOR_MATCHES" in result.stdout

@@ -23,7 +23,6 @@ def tiny_config(**overrides) -> TRMConfig:
         planner_num_paths=3,
         planner_num_thoughts=2,
         max_text_length=16,
-        text_vocab_size=50,
         num_labels=5,
         num_task_ids=4,
         deep_supervision_steps=2,
@@ -78,7 +77,7 @@ def test_forward_shapes_and_loss():
     assert outputs.grid_logits.shape == (3, SIDE, SIDE, 10)
     assert outputs.grid_height_logits.shape == (3, SIDE) and outputs.grid_width_logits.shape == (3, SIDE)
     assert outputs.class_logits.shape == (3, 5)
-    assert outputs.text_logits.shape == (3, 8, 50)
+    assert outputs.text_logits.shape == (3, 8, 259)
     assert outputs.step_grid_predictions.shape == (3, steps, SIDE, SIDE)
     assert outputs.step_class_predictions.shape == (3, steps)
     assert outputs.halting_steps.shape == (3,) and (outputs.halting_steps >= 1).all()

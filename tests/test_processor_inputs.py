@@ -262,9 +262,7 @@ def test_processor_save_load_round_trip(tmp_path, processor):
 
 
 def test_remote_code_export_loads_in_clean_process(tmp_path, processor):
-    TRMProcessor.register_for_auto_class("AutoProcessor")
-    TRMImageProcessor.register_for_auto_class("AutoImageProcessor")
-    processor.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)  # writes the flat code files and auto_map itself
     code = (
         "import sys; from transformers import AutoProcessor;"
         f"p = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True);"
@@ -278,3 +276,14 @@ def test_remote_code_export_loads_in_clean_process(tmp_path, processor):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(2, 3, 64, 64)" in result.stdout
+
+
+def test_post_process_grid_and_batch_decode(processor):
+    logits = torch.full((2, 30, 30, 10), -1.0)
+    logits[..., 3] = 1.0
+    heights, widths = torch.zeros(2, 30), torch.zeros(2, 30)
+    heights[0, 1], widths[0, 2], heights[1, 29], widths[1, 0] = 1, 1, 1, 1
+    grids = processor.post_process_grid(logits, heights, widths)
+    assert grids[0].tolist() == [[3, 3, 3]] * 2 and grids[1].shape == (30, 1)
+    ids = processor(["a", "b"], text_targets=["hello", "wörld"])["text_labels"]
+    assert processor.batch_decode_text(ids) == ["hello", "wörld"]

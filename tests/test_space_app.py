@@ -51,6 +51,26 @@ def _image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def _assert_canvas(app, path):
+    """The canvas the model read, enlarged by an integer factor for display."""
+    side = app.LOADED.model.config.image_size
+    canvas = _image(path)
+    assert canvas.shape[0] == canvas.shape[1] and canvas.shape[0] % side == 0 and canvas.shape[2] == 3
+    factor = canvas.shape[0] // side
+    assert np.array_equal(canvas, canvas[::factor, ::factor].repeat(factor, 0).repeat(factor, 1))
+
+
+def _decode_shown_grid(path) -> list[list[int]]:
+    """Reads a displayed grid image back with the processor's exact canvas decoder."""
+    from vision_trm.processing import decode_canvas
+
+    image = _image(path)
+    side = max(image.shape[:2])
+    canvas = np.full((side, side, 3), 255, np.uint8)
+    canvas[: image.shape[0], : image.shape[1]] = image
+    return decode_canvas(canvas).tolist()
+
+
 def _first_task(app) -> str:
     return next(iter(app.bundled_tasks()))
 
@@ -77,7 +97,7 @@ def test_arc_bundled_example(space):
     for path in (pairs, test_input, prediction, expected, steps, canvas):
         assert _image(path).ndim == 3
     config = app.LOADED.model.config
-    assert _image(canvas).shape == (config.image_size, config.image_size, 3)  # the canvas the model read
+    _assert_canvas(app, canvas)
     _assert_grid(details["predicted_grid"], details["predicted_size"])
     assert details["expected_grid"] == task["test"][0]["output"]
     assert details["exact_match"] == (details["predicted_grid"] == details["expected_grid"])
@@ -88,6 +108,10 @@ def test_arc_bundled_example(space):
         _assert_grid(grid)
     # The answer at the halting step is the answer shown.
     assert details["step_grids"][details["halting_step"] - 1] == details["predicted_grid"]
+    # The images show exactly these grids.
+    assert _decode_shown_grid(prediction) == details["predicted_grid"]
+    assert _decode_shown_grid(expected) == details["expected_grid"]
+    assert _decode_shown_grid(test_input) == task["test"][0]["input"]
     # Same answer as running the model directly (the UI does not alter it).
     direct = app.run_arc_task(app.LOADED, app.validate_task(task), 0, name)
     assert direct["predicted_grid"] == details["predicted_grid"]
@@ -110,7 +134,7 @@ def test_arc_pasted_task_with_two_test_inputs(space):
     [
         ("{not json", 0, "not valid JSON"),
         ('{"train": [], "test": [{"input": [[1]]}]}', 0, 'non-empty "train"'),
-        ('[1, 2, 3]', 0, "JSON object"),
+        ("[1, 2, 3]", 0, "JSON object"),
         ('{"train": [{"input": [[1, 12]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "colour 12"),
         ('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "ragged"),
         ('{"train": [{"input": [[1.5]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "integers 0-9"),
@@ -152,7 +176,7 @@ def test_image_example(space):
     assert "Top class" in status and "Fusion gate" in gate
     if details["fusion_gate"] is not None:
         assert all(0.0 <= g <= 1.0 for g in details["fusion_gate"])
-    assert _image(canvas).shape == (config.image_size, config.image_size, 3)
+    _assert_canvas(app, canvas)
 
 
 def test_image_too_large_gets_a_message(space, tmp_path):
@@ -160,7 +184,9 @@ def test_image_too_large_gets_a_message(space, tmp_path):
     path = tmp_path / "wide.png"
     Image.new("RGB", (app.MAX_IMAGE_SIDE + 10, 4)).save(path)
     status, *rest = client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
-    assert "largest side allowed" in status and all(value is None for value in rest)
+    assert "largest side allowed" in status
+    label, gate, canvas, details = rest
+    assert not label and gate is None and canvas is None and details is None
 
 
 # ----------------------------------------------------------------------------------------------------------- Text
@@ -170,7 +196,7 @@ def test_text_example(space):
     app, client = space
     status, canvas, continuation, details = client.predict(app.TEXT_EXAMPLES[0], 8, api_name="/continue_text")
     config = app.LOADED.model.config
-    assert _image(canvas).shape == (config.image_size, config.image_size, 3)
+    _assert_canvas(app, canvas)
     assert isinstance(continuation, str)
     assert 0 <= len(details["token_ids"]) <= 8
     assert all(0 <= t < config.text_vocab_size for t in details["token_ids"])
@@ -202,6 +228,33 @@ def test_model_id_loads_a_saved_folder_with_remote_code(space, tmp_path):
     processor.save_pretrained(tmp_path)
     loaded = app.load_model_and_processor(str(tmp_path))
     assert loaded.source == str(tmp_path) and loaded.banner is None
+    assert type(loaded.model).__module__.startswith("transformers_modules")  # the folder's own (remote) code
+    assert type(loaded.processor).__name__ == "TRMProcessor"
     task = app.validate_task(json.loads(next(iter(app.bundled_tasks().values())).read_text()))
     expected = app.run_arc_task(app.LoadedModel(model, processor, "in-process"), task, 0)
     assert app.run_arc_task(loaded, task, 0)["predicted_grid"] == expected["predicted_grid"]
+
+
+def test_uploads_over_the_size_limit_are_refused(space, tmp_path):
+    app, client = space
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)).save(path)
+    assert path.stat().st_size > 2_000_000  # over MAX_UPLOAD_SIZE
+    with pytest.raises(Exception, match="(?i)too large|exceeds|size"):
+        client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
+
+
+def test_task_file_upload_is_validated(space, tmp_path):
+    app, _ = space
+    read_upload = app.make_handlers(app.LOADED)[2]
+    good = tmp_path / "task.json"
+    good.write_text(json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}))
+    status, text = read_upload(str(good))
+    assert "loaded" in status and json.loads(text)["test"][0]["input"] == [[1]]
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff\xfe\x00binary")
+    status, text = read_upload(str(bad))
+    assert "not UTF-8" in status and text is None
+    big = tmp_path / "big.json"
+    big.write_text(" " * (app.MAX_JSON_BYTES + 1))
+    assert "larger than" in read_upload(str(big))[0]

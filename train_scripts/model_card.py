@@ -145,10 +145,81 @@ halting scheme, VARC (ARC as vision), and COCONUT (continuous thought). ARC-AGI-
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _pct(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def rows_from_run_results(results: dict) -> list[dict]:
+    """Rows from `run_multimodal.py`'s `eval_results.json` (`fashion_mnist` / `kjv` / `arc` sections)."""
+    rows = []
+    if isinstance(results.get("fashion_mnist"), dict):
+        r = results["fashion_mnist"]
+        task_type, task_name, dataset_name, dataset_type, split = KNOWN_DATASETS["fashion_mnist"]
+        rows.append(
+            dict(
+                task_type=task_type,
+                task_name=task_name,
+                dataset_name=dataset_name,
+                dataset_type=dataset_type,
+                split=split,
+                metric_type="accuracy",
+                metric_name="accuracy",
+                value=r["accuracy"],
+                baseline=r.get("chance"),
+                baseline_name="chance",
+            )
+        )
+    if isinstance(results.get("kjv"), dict):
+        r = results["kjv"]
+        task_type, task_name, dataset_name, dataset_type, split = KNOWN_DATASETS["text"]
+        rows.append(
+            dict(
+                task_type=task_type,
+                task_name=task_name,
+                dataset_name=dataset_name,
+                dataset_type=dataset_type,
+                split=split,
+                metric_type="perplexity",
+                metric_name="perplexity per byte-token",
+                value=r["perplexity"],
+                baseline=r.get("unigram_perplexity"),
+                baseline_name="train unigram, add-one",
+            )
+        )
+    if isinstance(results.get("arc"), dict) and isinstance(results["arc"].get("model"), dict):
+        r = results["arc"]
+        task_type, task_name, dataset_name, dataset_type, split = KNOWN_DATASETS["arc"]
+        for metric in ("per_cell_accuracy", "exact_match", "pass@1"):
+            if metric not in r["model"]:
+                continue
+            baselines = [
+                f"{name.replace('_', '-')} {_pct(r[name][metric])}"
+                for name in ("copy_input", "majority_colour")
+                if isinstance(r.get(name), dict) and metric in r[name]
+            ]
+            rows.append(
+                dict(
+                    task_type=task_type,
+                    task_name=task_name,
+                    dataset_name=dataset_name,
+                    dataset_type=dataset_type,
+                    split="evaluation test inputs",
+                    metric_type=metric,
+                    metric_name=metric,
+                    value=r["model"][metric],
+                    baseline=", ".join(baselines) or None,
+                )
+            )
+    return rows
+
+
 def normalise_eval_results(eval_results: dict | None) -> tuple[list[dict], dict]:
-    """Returns (rows, provenance) from either the preferred shape or a flat metric dict."""
+    """Returns (rows, provenance) from the preferred shape, `run_multimodal.py`'s nested results, or a flat dict."""
     eval_results = dict(eval_results or {})
     provenance = {key: eval_results.pop(key) for key in ("command", "hardware", "date", "notes") if key in eval_results}
+    run_rows = rows_from_run_results(eval_results)
+    if run_rows:
+        return run_rows, provenance
     rows = []
     if isinstance(eval_results.get("results"), list):
         for entry in eval_results["results"]:
@@ -271,7 +342,9 @@ def describe_config(config) -> tuple[str, str]:
 def default_limitations(config) -> list[str]:
     tower = None
     if config is not None:
-        tower = config.get("pretrained_tower") if isinstance(config, dict) else getattr(config, "pretrained_tower", None)
+        tower = (
+            config.get("pretrained_tower") if isinstance(config, dict) else getattr(config, "pretrained_tower", None)
+        )
     items = [
         "A research prototype. Its ARC-AGI-1 scores are far below the TRM paper's and the state of the art; the "
         "numbers above are exactly what the quoted command measured, on the quoted hardware.",

@@ -64,7 +64,9 @@ class PushArguments:
     )
     training_args_file: str | None = field(
         default=None,
-        metadata={"help": "JSON summary of the training arguments (default: <model_dir>/training_summary.json if any)."},
+        metadata={
+            "help": "JSON summary of the training arguments (default: <model_dir>/training_summary.json if any)."
+        },
     )
     eval_command: str | None = field(default=None, metadata={"help": "The command that produced the evaluation."})
     private: bool = field(default=False, metadata={"help": "Create the repository as private."})
@@ -124,7 +126,9 @@ def stage_model_folder(args: PushArguments, staging: Path) -> list[str]:
 
         logger.info("model_dir lacks %s; writing the flat code files", missing_code)
         write_code_files(staging)
-    eval_file = args.eval_results_file or (model_dir / "eval_results.json" if (model_dir / "eval_results.json").is_file() else None)
+    eval_file = args.eval_results_file or (
+        model_dir / "eval_results.json" if (model_dir / "eval_results.json").is_file() else None
+    )
     train_file = args.training_args_file or (
         model_dir / "training_summary.json" if (model_dir / "training_summary.json").is_file() else None
     )

@@ -191,7 +191,7 @@ def main(argv=None):
         train_model.print_trainable_parameters()
 
     # 3. Train (one stage, or the text -> mixed -> ARC curriculum).
-    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True)
+    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True, seed=training_args.seed)
     stages = [("all", data["train"])]
     if data_args.curriculum:
         stages = []
@@ -199,7 +199,7 @@ def main(argv=None):
             with training_args.main_process_first(desc=f"curriculum stage {name}"):
                 stages.append((name, build_composite(stage_spec, cache_dir=data_args.data_cache_dir)[0]["train"]))
     callbacks = [TimeBudgetCallback(data_args.max_train_minutes / len(stages))] if data_args.max_train_minutes else []
-    log_history, train_metrics = [], {}
+    log_history, train_metrics, step_offset = [], {}, 0
     for stage_index, (stage, train_dataset) in enumerate(stages):
         args = training_args
         if len(stages) > 1:
@@ -216,11 +216,10 @@ def main(argv=None):
             print(f"\n{error}\n", file=sys.stderr)
             return {"error": str(error)}
         train_metrics[stage] = result.metrics
-        log_history += [{**entry, "stage": stage} for entry in trainer.state.log_history]
-        if stage_index + 1 < len(stages):  # later stages continue the step count in the plot
-            offset = trainer.state.global_step
-            for entry in log_history:
-                entry.setdefault("step_offset", 0)
+        # Later curriculum stages continue the step count of the earlier ones in the logs and the plot.
+        log_history += [{**entry, "stage": stage, "step": entry.get("step", 0) + step_offset}
+                        for entry in trainer.state.log_history]
+        step_offset += trainer.state.global_step
 
     # 4. Save a Hub-loadable folder (weights, config, flat code, processor) and the curves.
     if model_args.lora_backbone:

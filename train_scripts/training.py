@@ -143,10 +143,30 @@ def wrap_with_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0):
 
     if getattr(model, "pretrained_tower", None) is None:
         raise ValueError("--lora_backbone needs a pretrained tower (this preset has pretrained_tower='none')")
+    prepare_tower_for_lora(model)
     trainable = [name for name, _ in model.named_children() if name != "pretrained_tower"]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_target_regex(model.config),
                         modules_to_save=trainable)
     return get_peft_model(model, config)
+
+
+def prepare_tower_for_lora(model):
+    """Call on a base model before `get_peft_model` / `PeftModel.from_pretrained` (a no-op for HF towers)."""
+    if model.config.pretrained_tower == "efficientnet_lite0":
+        _plain_pointwise_convs(model.pretrained_tower)
+    return model
+
+
+def _plain_pointwise_convs(tower) -> None:
+    """EfficientNet's 1x1 convs are `Conv2dStaticSamePadding`, which PEFT cannot clone for its LoRA factors (it needs
+    an `image_size`). For a 1x1, stride-1 conv the padding is the identity, so the module is exactly an `nn.Conv2d`:
+    re-class it in place (same parameters, same state-dict keys, same outputs)."""
+    from torch import nn
+
+    for name, module in tower.named_modules():
+        if name.rsplit(".", 1)[-1] in ("_expand_conv", "_project_conv") and isinstance(module, nn.Conv2d):
+            if module.kernel_size == (1, 1) and module.stride == (1, 1) and type(module) is not nn.Conv2d:
+                module.__class__ = nn.Conv2d
 
 
 def freeze_all_but(model, module_name: str) -> None:

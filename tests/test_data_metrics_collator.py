@@ -1,0 +1,78 @@
+"""The repo's local `evaluate` modules compute known values offline; the mixed-batch collator's shapes."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+evaluate = pytest.importorskip("evaluate")
+
+
+def load(name):
+    return evaluate.load(str(ROOT / "train_scripts" / "metrics" / name))
+
+
+def test_accuracy_metric():
+    assert load("accuracy").compute(predictions=[0, 1, 1, 2], references=[0, 1, 0, 2])["accuracy"] == 0.75
+
+
+def test_perplexity_metric():
+    result = load("perplexity").compute(nll_sums=[2 * math.log(4), math.log(4)], token_counts=[2, 1])
+    assert result["perplexity"] == pytest.approx(4.0)
+    assert result["bits_per_token"] == pytest.approx(2.0)
+    assert result["num_tokens"] == 3
+
+
+def test_arc_exact_match_pass_at_k_and_cells():
+    metric = load("arc_exact_match")
+    predictions = [json.dumps([[[1]], [[2]]]),  # task a: second attempt right
+                   json.dumps([[1, 3]]),  # task b test 0: one grid, half the cells right
+                   json.dumps([[[5]]]),  # task b test 1: right
+                   json.dumps([[[7, 7], [7, 7]]])]  # task c: right
+    references = [json.dumps([[2]]), json.dumps([[1, 2]]), json.dumps([[5]]), json.dumps([[7, 7], [7, 7]])]
+    result = metric.compute(predictions=predictions, references=references, task_ids=["a", "b", "b", "c"])
+    assert result["num_tasks"] == 3 and result["num_test_inputs"] == 4
+    assert result["pass@1"] == pytest.approx(1 / 3)  # only c; b needs both test outputs right
+    assert result["pass@2"] == pytest.approx(2 / 3)  # a and c
+    assert result["exact_match"] == pytest.approx(0.5)
+    assert result["per_cell_accuracy"] == pytest.approx((0 + 0.5 + 1 + 1) / 4)
+    wrong_shape = metric.compute(predictions=[json.dumps([[1, 1, 1]])], references=[json.dumps([[1], [1]])])
+    assert wrong_shape["exact_match"] == 0.0 and wrong_shape["per_cell_accuracy"] == pytest.approx(0.5)
+
+
+def test_collator_shapes(tmp_path):
+    processing = pytest.importorskip("vision_trm.processing")
+    from vision_trm.configuration.configuration_trm import TRMConfig
+
+    from train_scripts.collator import MultimodalCollator
+    from train_scripts.data_sources import build_composite
+
+    data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=30, max_eval_samples=8,
+                                       arc_augmentations=1, seed=0)
+    config = TRMConfig.from_preset("tiny", num_task_ids=len(vocabulary) + 1)
+    processor = processing.TRMProcessor.from_config(config, task_vocabulary=vocabulary)
+    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True)
+    rows = [data["train"][i] for i in range(12)]
+    batch = collator(rows)
+    s = config.image_size
+    assert batch["pixel_values"].shape == (12, 3, s, s)
+    assert batch["modality_ids"].tolist() == [r["modality"] for r in rows]
+    assert batch["task_ids"].tolist() == [r["task_id"] for r in rows]
+    assert batch["grid_labels"].shape == (12, 30, 30)
+    assert batch["labels"].tolist() == [r["label"] for r in rows]
+    for i, row in enumerate(rows):
+        if row["modality"] == 2:
+            h, w = len(row["output_grid"]), len(row["output_grid"][0])
+            assert (batch["grid_labels"][i, :h, :w] >= 0).all() and (batch["grid_labels"][i, h:, :] == -100).all()
+        else:
+            assert (batch["grid_labels"][i] == -100).all()
+        has_text = row["modality"] == 0
+        assert bool((batch["text_labels"][i] != -100).any()) == has_text
+    assert batch["decoder_input_ids"].shape == batch["text_labels"].shape
+    assert batch["decoder_input_ids"].shape[1] <= config.max_text_length
+    assert len(batch["row_sources"]) == 12
