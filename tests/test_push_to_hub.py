@@ -157,6 +157,10 @@ def test_dry_run_folder_loads_with_remote_code(saved_model, tmp_path):
     config = AutoConfig.from_pretrained(out, trust_remote_code=True)
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
     assert config.model_type == "vision_trm" and type(model).__name__ == "TRMModel"
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(out, trust_remote_code=True)
+    assert type(processor).__name__ == "TRMProcessor"  # processor_config.json carries an auto_map
 
 
 def test_push_space(tmp_path):

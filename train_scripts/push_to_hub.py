@@ -126,16 +126,31 @@ def stage_model_folder(args: PushArguments, staging: Path) -> list[str]:
 
         logger.info("model_dir lacks %s; writing the flat code files", missing_code)
         write_code_files(staging)
+    processor_config = staging / "processor_config.json"
+    if processor_config.is_file() and (staging / "processing_trm.py").is_file():
+        if "auto_map" not in json.loads(processor_config.read_text(encoding="utf-8")):
+            # Without it AutoProcessor(..., trust_remote_code=True) returns the bare tokenizer.
+            from vision_trm.modeling_trm.hub_export import PROCESSOR_AUTO_MAP, add_auto_map
+
+            add_auto_map(processor_config, PROCESSOR_AUTO_MAP)
     eval_file = args.eval_results_file or (
         model_dir / "eval_results.json" if (model_dir / "eval_results.json").is_file() else None
     )
     train_file = args.training_args_file or (
         model_dir / "training_summary.json" if (model_dir / "training_summary.json").is_file() else None
     )
+    eval_results = _read_json(eval_file)
+    training_summary = _read_json(train_file)
+    if training_summary is None and isinstance(eval_results, dict) and isinstance(eval_results.get("train"), dict):
+        # run_multimodal.py keeps the preset, phase and Trainer's train metrics beside the evaluation.
+        training_summary = {key: eval_results[key] for key in ("preset", "phase") if key in eval_results}
+        for stage, metrics in eval_results["train"].items():
+            for key, value in (metrics or {}).items():
+                training_summary[f"{stage}/{key}" if len(eval_results["train"]) > 1 else key] = value
     write_model_card(
         staging,
-        eval_results=_read_json(eval_file),
-        training_args_summary=_read_json(train_file),
+        eval_results=eval_results,
+        training_args_summary=training_summary,
         repo_id=args.repo_id,
         eval_command=args.eval_command,
     )
