@@ -47,7 +47,7 @@ bible -f "Gen1:1-Rev22:21" | gzip -9 > "$OUT/data/kjv.txt.gz"
 cat > "$OUT/env.sh" <<'SH'
 # source .device_carry/env.sh   (from the repository root on the device machine)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device_carry/wheels/* \
-  && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+  && export PYTHONPATH=/tmp/site:$(bash benchmarks/link_package.sh):$PWD${PYTHONPATH:+:$PYTHONPATH}
 export VISION_TRM_FASHION_MNIST_DIR=$PWD/.device_carry/data/fashion-mnist
 export VISION_TRM_KJV_PATH=$PWD/.device_carry/data/kjv.txt.gz
 export VISION_TRM_DATA_CACHE=/tmp/vision_trm_cache
