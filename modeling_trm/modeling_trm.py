@@ -70,6 +70,10 @@ class TRMPreTrainedModel(PreTrainedModel):
             init.zeros_(module.code_usage)
             init.zeros_(module.steps_since_used)
             init.zeros_(module.initialized)
+        elif isinstance(module, LatentPlanner):
+            # Paths start from the (layer-normed, unit-scale) capsule summary plus their embedding: at the usual
+            # 0.02 scale every path would begin as the same thought and the scorer could never tell them apart.
+            init.normal_(module.path_embeddings, std=1.0)
         elif isinstance(module, N2NFeatureAdapter):
             # The adapter starts as the identity, so switching it on never destroys the pretrained features.
             init.zeros_(module.residual_scale)
