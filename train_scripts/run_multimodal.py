@@ -14,8 +14,10 @@ CPU, then held-out evaluation, a Hub-loadable folder and training curves in `out
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import platform
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,7 @@ import transformers  # noqa: E402
 from transformers import HfArgumentParser, TrainingArguments, set_seed  # noqa: E402
 
 from train_scripts.collator import MultimodalCollator  # noqa: E402
+from train_scripts.data_images import FASHION_MNIST_CLASSES  # noqa: E402
 from train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs  # noqa: E402
 from train_scripts.evaluation import (  # noqa: E402
     evaluate_arc_heldout,
@@ -122,6 +125,12 @@ def with_defaults(argv: list[str]) -> list[str]:
     return argv + extra
 
 
+def describe_hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} x{torch.cuda.device_count()}, torch {torch.__version__}"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
 def build_model(model_args: ModelArguments, num_task_ids: int):
     from vision_trm.configuration.configuration_trm import TRMConfig
     from vision_trm.modeling_trm import TRMModel
@@ -134,6 +143,8 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
                              f"needs {num_task_ids}")
     else:
         overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+        # The classification head is trained on Fashion-MNIST: name its classes (the Space and pipelines show them).
+        overrides.setdefault("id2label", dict(enumerate(FASHION_MNIST_CLASSES)))
         config = TRMConfig.from_preset(preset, num_task_ids=num_task_ids, **overrides)
         if config.pretrained_tower == "efficientnet_lite0":
             try:
@@ -218,6 +229,12 @@ def main(argv=None):
             print(f"\n{error}\n", file=sys.stderr)
             return {"error": str(error)}
         train_metrics[stage] = result.metrics
+        # Trainer's samples/s assumes max_steps ran; the time budget may stop earlier, so measure what ran.
+        samples = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+        train_metrics[stage].update(
+            steps_run=trainer.state.global_step,
+            measured_train_samples_per_second=round(samples * args.world_size / result.metrics["train_runtime"], 1),
+        )
         # Later curriculum stages continue the step count of the earlier ones in the logs and the plot.
         log_history += [{**entry, "stage": stage, "step": entry.get("step", 0) + step_offset}
                         for entry in trainer.state.log_history]
@@ -238,7 +255,18 @@ def main(argv=None):
     (output_dir / "log_history.json").write_text(json.dumps(log_history, indent=1))
 
     # 5. Evaluate on held-out data, each figure beside its baseline.
-    results = {"train": train_metrics, "preset": preset, "phase": model_args.phase}
+    results = {
+        "train": train_metrics,
+        "preset": preset,
+        "phase": model_args.phase,
+        "command": "python train_scripts/run_multimodal.py " + " ".join(argv),
+        "hardware": describe_hardware(),
+        "date": datetime.date.today().isoformat(),
+        "seed": training_args.seed,
+        "world_size": training_args.world_size,
+    }
+    if torch.cuda.is_available():
+        results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     if not data_args.skip_final_eval and model_args.phase == "e2e":
         model.eval()
         eval_collator = MultimodalCollator(processor)
@@ -265,7 +293,7 @@ def main(argv=None):
             if "arc" in results:
                 flat["arc_per_cell_accuracy"] = results["arc"]["model"]["per_cell_accuracy"]
                 flat["arc_exact_match"] = results["arc"]["model"]["exact_match"]
-            flat["command"] = "python train_scripts/run_multimodal.py " + " ".join(argv)
+            flat["command"] = results["command"]
             write_model_card(output_dir, flat, {"preset": preset, **{k: v for k, v in train_metrics.get(
                 stages[-1][0], {}).items()}})
         except Exception as error:  # the card is a convenience; never lose a finished run to it
