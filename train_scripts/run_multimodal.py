@@ -41,6 +41,7 @@ from train_scripts.evaluation import (  # noqa: E402
     evaluate_text,
     finite_state_dict,
     format_table,
+    plot_evaluation,
     plot_training_curves,
 )
 from train_scripts.training import (  # noqa: E402
@@ -280,6 +281,7 @@ def main(argv=None):
         if "arc_eval" in data:
             results["arc"] = evaluate_arc_heldout(model, eval_collator, data["arc_eval"], batch)
         table = format_table(results)
+        plot_evaluation(results, model, output_dir / "evaluation.png")
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
         (output_dir / "eval_table.md").write_text(table + "\n")
         try:

@@ -1,0 +1,365 @@
+"""Configuration of the vision-unified Tiny Recursive Model (TRM)."""
+
+from __future__ import annotations
+
+import copy
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+# Modality ids carried by the processor's `modality_ids` and embedded by the model.
+MODALITY_TEXT = 0
+MODALITY_IMAGE = 1
+MODALITY_GRID = 2
+MODALITY_NAMES = {MODALITY_TEXT: "text", MODALITY_IMAGE: "image", MODALITY_GRID: "grid"}
+
+# The towers this package knows how to build. "none" switches the pretrained path off.
+PRETRAINED_TOWERS = ("none", "clip", "dinov2", "siglip", "efficientnet_lite0")
+TOWER_MODEL_TYPES = {"clip": "clip_vision_model", "dinov2": "dinov2", "siglip": "siglip_vision_model"}
+FUSION_MODES = ("global", "per_token", "mean")
+PLANNER_SELECTIONS = ("soft", "gumbel")
+HEAD_NAMES = ("grid", "classification", "text")
+
+CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+SIGLIP_MEAN, SIGLIP_STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+# EfficientNet-Lite0 expects (x - 127) / 128 on 0..255 pixels.
+EFFICIENTNET_MEAN, EFFICIENTNET_STD = [127 / 255] * 3, [128 / 255] * 3
+
+
+class TRMConfig(PretrainedConfig):
+    r"""
+    Configuration of [`TRMModel`]: a frozen pretrained vision tower and a small trainable ViT read a rendered
+    canvas, an adaptive gate fuses them, an N2N adapter cleans the features, a Tiny Recursive Model core refines
+    them over `H_cycles` x `L_cycles` with deep supervision and learned halting, capsules pool the result, a
+    concept vocabulary quantises the capsules, a latent planner explores continuous-thought paths, and heads read
+    out ARC grids, class labels and text.
+
+    Every block can be ablated by one field, so each design claim can be tested by changing one flag.
+
+    Use [`TRMConfig.from_preset`] for the named presets: `"tiny"` (CPU, tests), `"base"` (width 768, 224 px,
+    patch 16, no pretrained tower), `"clip-b16"` (default tower), `"dinov2-b"`, `"siglip-b"` and
+    `"efficientnet-lite0"` (the offline ImageNet-pretrained tower).
+
+    Args:
+        image_size (`int`, *optional*, defaults to 224):
+            Side of the square canvas the processor renders every input onto.
+        patch_size (`int`, *optional*, defaults to 16):
+            Side of a patch of the trainable ViT; the token grid is `(image_size // patch_size) ** 2`. Every path is
+            brought onto this grid.
+        num_channels (`int`, *optional*, defaults to 3):
+            Channels of `pixel_values`.
+        image_mean (`list[float]`, *optional*):
+            Per-channel mean the processor normalises with; defaults to the tower's own (CLIP's when no tower).
+        image_std (`list[float]`, *optional*):
+            Per-channel standard deviation the processor normalises with.
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width of every trainable block.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Attention heads of every trainable block.
+        mlp_ratio (`float`, *optional*, defaults to 4.0):
+            Width of the feed-forward layers relative to `hidden_size`.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the feed-forward layers.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-6):
+            Epsilon of the layer norms.
+        dropout (`float`, *optional*, defaults to 0.0):
+            Dropout in attention and feed-forward layers.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the truncated-normal initialiser.
+        pretrained_tower (`str`, *optional*, defaults to `"clip"`):
+            One of `"none"`, `"clip"`, `"dinov2"`, `"siglip"`, `"efficientnet_lite0"`. `"none"` switches the
+            pretrained path off.
+        pretrained_model_name_or_path (`str`, *optional*, defaults to `"openai/clip-vit-base-patch16"`):
+            Hub name or folder whose weights [`TRMModel.load_pretrained_tower`] loads into the tower, e.g.
+            `"openai/clip-vit-base-patch16"`. The tower is always *built* from `vision_config`, so loading a saved
+            TRM checkpoint never touches the Hub.
+        vision_config (`dict` or `PretrainedConfig`, *optional*):
+            Config of the CLIP / DINOv2 / SigLIP tower. Built from `pretrained_tower`'s defaults when omitted.
+        freeze_pretrained_tower (`bool`, *optional*, defaults to `True`):
+            Whether [`TRMModel.freeze_pretrained_tower`] (called by `from_pretrained` and the training script)
+            freezes the tower.
+        use_trainable_vit (`bool`, *optional*, defaults to `True`):
+            Whether the trainable ViT path is built.
+        vit_num_layers (`int`, *optional*, defaults to 4):
+            Transformer layers of the trainable ViT.
+        fusion_mode (`str`, *optional*, defaults to `"global"`):
+            How the two paths are fused: `"global"` (one learned gate per sample), `"per_token"` (one gate per
+            token) or `"mean"` (a fixed 0.5 average, the no-gate ablation). Ignored when only one path exists.
+        use_n2n_adapter (`bool`, *optional*, defaults to `True`):
+            Whether the N2N feature adapter is built.
+        adapter_num_layers (`int`, *optional*, defaults to 3):
+            Transformer layers of the N2N adapter.
+        num_task_ids (`int`, *optional*, defaults to 1):
+            Size of the learned task-embedding table; id 0 means "no task" and is always present. ARC training sets
+            this to the number of tasks + 1.
+        H_cycles (`int`, *optional*, defaults to 3):
+            Outer recursion cycles; the first `H_cycles - 1` run without gradient.
+        L_cycles (`int`, *optional*, defaults to 6):
+            Latent updates of `z` per outer cycle.
+        trm_num_layers (`int`, *optional*, defaults to 2):
+            Transformer layers of the one shared recursion network.
+        deep_supervision_steps (`int`, *optional*, defaults to 4):
+            Maximum supervision steps; each runs a full H x L recursion from the detached carry.
+        use_halting (`bool`, *optional*, defaults to `True`):
+            Whether the halting Q-head (EMIT / EXPAND) may stop the supervision loop early.
+        halt_exploration_prob (`float`, *optional*, defaults to 0.1):
+            In training, the probability that a sample is forced to run a random minimum number of steps.
+        num_capsules (`int`, *optional*, defaults to 12):
+            Learned queries of the capsule pooling.
+        concept_vocab_size (`int`, *optional*, defaults to 2048):
+            Codes of the concept vocabulary; 0 switches the quantiser off.
+        concept_commitment_cost (`float`, *optional*, defaults to 0.25):
+            Weight of the commitment term of the quantiser loss.
+        planner_num_paths (`int`, *optional*, defaults to 4):
+            Continuous-thought paths of the latent planner; 0 switches the planner off.
+        planner_num_thoughts (`int`, *optional*, defaults to 3):
+            Continuous thoughts per path.
+        planner_selection (`str`, *optional*, defaults to `"soft"`):
+            `"soft"` (softmax over path scores) or `"gumbel"` (straight-through Gumbel-softmax in training).
+        planner_temperature (`float`, *optional*, defaults to 1.0):
+            Temperature of the path selection.
+        heads (`list[str]`, *optional*, defaults to `["grid", "classification", "text"]`):
+            Heads to build.
+        max_grid_size (`int`, *optional*, defaults to 30):
+            Largest ARC grid side the grid head predicts.
+        num_colors (`int`, *optional*, defaults to 10):
+            ARC colours.
+        grid_head_num_layers (`int`, *optional*, defaults to 1):
+            Cross-attention layers of the grid head's cell queries.
+        num_labels (`int`, *optional*, defaults to 10):
+            Classes of the classification head.
+        text_vocab_size (`int`, *optional*, defaults to 259):
+            Vocabulary of the text decoder; must match the processor's tokenizer.
+        text_decoder_num_layers (`int`, *optional*, defaults to 2):
+            Layers of the causal text decoder.
+        max_text_length (`int`, *optional*, defaults to 128):
+            Longest decoder sequence.
+        grid_loss_weight, classification_loss_weight, text_loss_weight, halting_loss_weight, concept_loss_weight
+        (`float`, *optional*, default 1.0, 1.0, 1.0, 0.5, 1.0):
+            Weights of each term of the multi-task loss.
+    """
+
+    model_type = "vision_trm"
+    sub_configs = {"vision_config": AutoConfig}
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        num_channels: int = 3,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        hidden_size: int = 768,
+        num_attention_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        hidden_act: str = "gelu",
+        layer_norm_eps: float = 1e-6,
+        dropout: float = 0.0,
+        initializer_range: float = 0.02,
+        pretrained_tower: str = "clip",
+        pretrained_model_name_or_path: str | None = "openai/clip-vit-base-patch16",
+        vision_config: dict | PretrainedConfig | None = None,
+        freeze_pretrained_tower: bool = True,
+        use_trainable_vit: bool = True,
+        vit_num_layers: int = 4,
+        fusion_mode: str = "global",
+        use_n2n_adapter: bool = True,
+        adapter_num_layers: int = 3,
+        num_task_ids: int = 1,
+        H_cycles: int = 3,
+        L_cycles: int = 6,
+        trm_num_layers: int = 2,
+        deep_supervision_steps: int = 4,
+        use_halting: bool = True,
+        halt_exploration_prob: float = 0.1,
+        num_capsules: int = 12,
+        concept_vocab_size: int = 2048,
+        concept_commitment_cost: float = 0.25,
+        planner_num_paths: int = 4,
+        planner_num_thoughts: int = 3,
+        planner_selection: str = "soft",
+        planner_temperature: float = 1.0,
+        heads: list[str] | tuple[str, ...] = HEAD_NAMES,
+        max_grid_size: int = 30,
+        num_colors: int = 10,
+        grid_head_num_layers: int = 1,
+        num_labels: int | None = None,
+        text_vocab_size: int = 259,
+        text_decoder_num_layers: int = 2,
+        max_text_length: int = 128,
+        grid_loss_weight: float = 1.0,
+        classification_loss_weight: float = 1.0,
+        text_loss_weight: float = 1.0,
+        halting_loss_weight: float = 0.5,
+        concept_loss_weight: float = 1.0,
+        **kwargs,
+    ):
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.mlp_ratio = mlp_ratio
+        self.hidden_act = hidden_act
+        self.layer_norm_eps = layer_norm_eps
+        self.dropout = dropout
+        self.initializer_range = initializer_range
+        self.pretrained_tower = pretrained_tower
+        self.pretrained_model_name_or_path = pretrained_model_name_or_path
+        self.vision_config = _build_vision_config(pretrained_tower, vision_config, image_size)
+        self.freeze_pretrained_tower = freeze_pretrained_tower
+        self.use_trainable_vit = use_trainable_vit
+        self.vit_num_layers = vit_num_layers
+        self.fusion_mode = fusion_mode
+        self.use_n2n_adapter = use_n2n_adapter
+        self.adapter_num_layers = adapter_num_layers
+        self.num_task_ids = num_task_ids
+        self.H_cycles = H_cycles
+        self.L_cycles = L_cycles
+        self.trm_num_layers = trm_num_layers
+        self.deep_supervision_steps = deep_supervision_steps
+        self.use_halting = use_halting
+        self.halt_exploration_prob = halt_exploration_prob
+        self.num_capsules = num_capsules
+        self.concept_vocab_size = concept_vocab_size
+        self.concept_commitment_cost = concept_commitment_cost
+        self.planner_num_paths = planner_num_paths
+        self.planner_num_thoughts = planner_num_thoughts
+        self.planner_selection = planner_selection
+        self.planner_temperature = planner_temperature
+        self.heads = list(heads)
+        self.max_grid_size = max_grid_size
+        self.num_colors = num_colors
+        self.grid_head_num_layers = grid_head_num_layers
+        self.text_vocab_size = text_vocab_size
+        self.text_decoder_num_layers = text_decoder_num_layers
+        self.max_text_length = max_text_length
+        self.grid_loss_weight = grid_loss_weight
+        self.classification_loss_weight = classification_loss_weight
+        self.text_loss_weight = text_loss_weight
+        self.halting_loss_weight = halting_loss_weight
+        self.concept_loss_weight = concept_loss_weight
+        default_mean, default_std = _default_normalisation(pretrained_tower)
+        self.image_mean = list(image_mean) if image_mean is not None else default_mean
+        self.image_std = list(image_std) if image_std is not None else default_std
+        if num_labels is None and "id2label" not in kwargs:
+            num_labels = 10
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+        self._validate()
+
+    @property
+    def num_patches_per_side(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.num_patches_per_side**2
+
+    @property
+    def has_pretrained_tower(self) -> bool:
+        return self.pretrained_tower != "none"
+
+    def _validate(self) -> None:
+        problems = []
+        if self.pretrained_tower not in PRETRAINED_TOWERS:
+            problems.append(f"pretrained_tower={self.pretrained_tower!r} is not one of {PRETRAINED_TOWERS}")
+        if not self.has_pretrained_tower and not self.use_trainable_vit:
+            problems.append("at least one of pretrained_tower and use_trainable_vit must be on")
+        if self.image_size % self.patch_size:
+            problems.append(f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}")
+        if self.hidden_size % self.num_attention_heads:
+            problems.append(
+                f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}"
+            )
+        if self.fusion_mode not in FUSION_MODES:
+            problems.append(f"fusion_mode={self.fusion_mode!r} is not one of {FUSION_MODES}")
+        if self.planner_selection not in PLANNER_SELECTIONS:
+            problems.append(f"planner_selection={self.planner_selection!r} is not one of {PLANNER_SELECTIONS}")
+        unknown_heads = set(self.heads) - set(HEAD_NAMES)
+        if unknown_heads:
+            problems.append(f"unknown heads {sorted(unknown_heads)}; known heads are {HEAD_NAMES}")
+        for name in ("H_cycles", "L_cycles", "trm_num_layers", "deep_supervision_steps", "num_capsules", "num_task_ids"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("concept_vocab_size", "planner_num_paths"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
+        if problems:
+            raise ValueError("Invalid TRMConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "TRMConfig":
+        """Builds one of the named presets (see `PRESETS`), with any field overridden by keyword."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; available presets: {sorted(PRESETS)}")
+        kwargs = copy.deepcopy(PRESETS[name])
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+def _default_normalisation(tower: str) -> tuple[list[float], list[float]]:
+    if tower == "dinov2":
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if tower == "siglip":
+        return list(SIGLIP_MEAN), list(SIGLIP_STD)
+    if tower == "efficientnet_lite0":
+        return list(EFFICIENTNET_MEAN), list(EFFICIENTNET_STD)
+    return list(CLIP_MEAN), list(CLIP_STD)
+
+
+def _build_vision_config(tower: str, vision_config, image_size: int):
+    """Returns the tower's sub-config: the given one (dict or config), or the tower's ViT-B default."""
+    if tower not in TOWER_MODEL_TYPES:
+        return None  # "none" and EfficientNet-Lite0 (a fixed architecture) need no sub-config.
+    if isinstance(vision_config, PretrainedConfig):
+        return vision_config
+    model_type = TOWER_MODEL_TYPES[tower]
+    if isinstance(vision_config, dict):
+        vision_config = dict(vision_config)
+        model_type = vision_config.pop("model_type", model_type)
+        return CONFIG_MAPPING[model_type](**vision_config)
+    defaults = {"image_size": image_size}
+    if tower == "dinov2":
+        defaults["patch_size"] = 14
+    return CONFIG_MAPPING[model_type](**defaults)
+
+
+_NO_TOWER = dict(pretrained_tower="none", pretrained_model_name_or_path=None)
+
+_TINY = dict(
+    _NO_TOWER,
+    image_size=64,
+    patch_size=8,
+    hidden_size=64,
+    num_attention_heads=4,
+    vit_num_layers=2,
+    adapter_num_layers=2,
+    H_cycles=2,
+    L_cycles=2,
+    trm_num_layers=1,
+    deep_supervision_steps=2,
+    num_capsules=12,
+    concept_vocab_size=256,
+    planner_num_paths=4,
+    planner_num_thoughts=2,
+    max_text_length=64,
+    text_decoder_num_layers=1,
+)
+
+_BASE = dict(_NO_TOWER, image_size=224, patch_size=16, hidden_size=768, num_attention_heads=12, vit_num_layers=4)
+
+PRESETS: dict[str, dict] = {
+    "tiny": _TINY,
+    "base": _BASE,
+    "clip-b16": dict(_BASE, pretrained_tower="clip", pretrained_model_name_or_path="openai/clip-vit-base-patch16"),
+    "dinov2-b": dict(_BASE, pretrained_tower="dinov2", pretrained_model_name_or_path="facebook/dinov2-base"),
+    "siglip-b": dict(
+        _BASE, pretrained_tower="siglip", pretrained_model_name_or_path="google/siglip-base-patch16-224"
+    ),
+    "efficientnet-lite0": dict(_BASE, pretrained_tower="efficientnet_lite0"),
+    # The offline default of the main job: the tiny preset with the ImageNet-pretrained EfficientNet-Lite0 tower.
+    "tiny-efficientnet": dict(_TINY, pretrained_tower="efficientnet_lite0"),
+}

@@ -1,0 +1,392 @@
+"""`TRMProcessor`: text, photos, ARC grids and whole ARC tasks -> the model's inputs, in one mixed batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerFast
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
+from .grids import MAX_GRID_SIZE, pad_grid, validate_grid
+from .grids import random_placement as random_grid_placement
+from .image_processing_trm import TRMImageProcessor
+from .tokenization import build_byte_tokenizer
+
+MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID = 0, 1, 2
+IGNORE_INDEX = -100
+
+
+def is_grid_like(item) -> bool:
+    """How a grid is told apart from an image.
+
+    - A list / tuple is a grid (rows of ints); it is validated as one.
+    - A numpy array or torch tensor that is 2-D with an integer dtype (not bool) is a grid. It is validated as
+      one (values 0..9, at most 30 per side) and a failure raises ValueError saying so: a 2-D integer array
+      that is really an image must be passed as a PIL image or with a channel axis ([H, W, 1] / [1, H, W]).
+    - Everything else array-like (3-D arrays, 2-D float arrays) is an image.
+    """
+    if isinstance(item, (list, tuple)):
+        return True
+    if isinstance(item, torch.Tensor):
+        return item.ndim == 2 and not item.dtype.is_floating_point and not item.dtype.is_complex and item.dtype != torch.bool
+    if isinstance(item, np.ndarray):
+        return item.ndim == 2 and item.dtype.kind in "iu"
+    return False
+
+
+def _validate_pair(pair, where: str, need_output: bool):
+    if not isinstance(pair, dict) or "input" not in pair:
+        raise ValueError(f"ARC task {where} must be a dict with 'input' (and 'output'), got {pair!r:.80}")
+    if need_output and "output" not in pair:
+        raise ValueError(f"ARC task {where}: mismatched pair, an 'input' without its 'output'")
+    try:
+        grid_in = validate_grid(pair["input"])
+        grid_out = validate_grid(pair["output"]) if pair.get("output") is not None else None
+    except ValueError as err:
+        raise ValueError(f"ARC task {where}: {err}") from None
+    return grid_in, grid_out
+
+
+def validate_task(task) -> dict:
+    """Checks an ARC task dict; raises ValueError naming the problem. Returns it with grids as int64 arrays.
+
+    Required: a non-empty 'train' list of {'input', 'output'} pairs and a non-empty 'test' list of {'input'}
+    (optionally 'output'). Input and output shapes may differ (ARC tasks resize), but every pair must have both
+    sides as valid grids ('mismatched pair' = one side missing or invalid)."""
+    if not isinstance(task, dict) or "train" not in task or "test" not in task:
+        raise ValueError("an ARC task must be a dict with 'train' and 'test' lists")
+    train, test = task["train"], task["test"]
+    if not isinstance(train, (list, tuple)) or len(train) == 0:
+        raise ValueError("ARC task has no demonstration pairs ('train' is empty)")
+    if not isinstance(test, (list, tuple)) or len(test) == 0:
+        raise ValueError("ARC task has no test input ('test' is empty)")
+    pairs = [_validate_pair(p, f"train[{i}]", True) for i, p in enumerate(train)]
+    tests = [_validate_pair(p, f"test[{i}]", False) for i, p in enumerate(test)]
+    return {"train": pairs, "test": tests, "task_id": task.get("task_id")}
+
+
+def expand_task(task) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The demonstration pairs of an ARC task as (input_grid, output_grid), then any test pair that has an
+    output — the (canvas, target) samples of data building."""
+    checked = validate_task(task)
+    return list(checked["train"]) + [(i, o) for i, o in checked["test"] if o is not None]
+
+
+class TRMProcessor(ProcessorMixin):
+    r"""
+    Turns a list mixing strings, photos (PIL / numpy / torch), ARC grids and ARC task dicts into a
+    `BatchFeature` for `TRMModel`: `pixel_values`, `modality_ids`, `task_ids`, `grid_sizes`, flags, and the
+    targets given.
+
+    Args:
+        image_processor ([`TRMImageProcessor`], *optional*): renderer / normaliser (default: 224 px, CLIP stats).
+        tokenizer ([`PreTrainedTokenizerFast`], *optional*): text-decoder tokenizer (default: the offline
+            byte-level one, 259 ids).
+        task_vocabulary (`dict[str, int]`, *optional*): ARC task name -> id (1-based; 0 = no / unknown task).
+        max_text_length (`int`, defaults to 128): longest decoder sequence (bos + tokens + eos).
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, task_vocabulary=None, max_text_length=128, **kwargs):
+        if image_processor is None:
+            image_processor = TRMImageProcessor()
+        if tokenizer is None:
+            tokenizer = build_byte_tokenizer()
+        task_vocabulary = dict(task_vocabulary or {})
+        for name, idx in task_vocabulary.items():
+            if not isinstance(idx, int) or isinstance(idx, bool) or idx < 1:
+                raise ValueError(f"task_vocabulary ids must be ints >= 1 (0 = no task), got {name!r}: {idx!r}")
+        self.task_vocabulary = task_vocabulary
+        self.max_text_length = int(max_text_length)
+        super().__init__(image_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, tokenizer=None, task_vocabulary=None, **kwargs) -> "TRMProcessor":
+        """A processor matching a `TRMConfig`: canvas = config.image_size, its mean/std, max grid 30, its
+        max_text_length; the tokenizer's size must equal config.text_vocab_size."""
+        image_processor = TRMImageProcessor(
+            canvas_size=config.image_size,
+            image_mean=config.image_mean,
+            image_std=config.image_std,
+            max_grid_size=getattr(config, "max_grid_size", MAX_GRID_SIZE),
+            **kwargs,
+        )
+        tokenizer = tokenizer if tokenizer is not None else build_byte_tokenizer()
+        if len(tokenizer) != config.text_vocab_size:
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} ids but config.text_vocab_size is {config.text_vocab_size}"
+            )
+        return cls(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            task_vocabulary=task_vocabulary,
+            max_text_length=config.max_text_length,
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Saves the processor plus the flat code files and `auto_map` that `trust_remote_code` loads."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        write_code_files(save_directory)
+        add_auto_map(Path(save_directory) / "processor_config.json", PROCESSOR_AUTO_MAP)
+        return result
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # Build our own sub-processors (no Auto-class registration needed, locally or as remote code).
+        processor_dict = processor_dict or {}
+        config = dict(processor_dict.get("image_processor") or {})
+        for key in ("image_processor_type", "processor_class", "auto_map", "_processor_class"):
+            config.pop(key, None)
+        image_processor = TRMImageProcessor(**config)
+        tok_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs}
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(pretrained_model_name_or_path, **tok_kwargs)
+        return [image_processor, tokenizer]
+
+    # ---------------------------------------------------------------------------------------------------------
+    @property
+    def canvas_size(self) -> int:
+        return self.image_processor.canvas_size
+
+    def task_id_of(self, name) -> int:
+        """Id of an ARC task name (0 when None or not in the vocabulary)."""
+        return self.task_vocabulary.get(name, 0) if name is not None else 0
+
+    @staticmethod
+    def _as_list(inputs) -> list:
+        if inputs is None:
+            raise ValueError("inputs is None")
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(inputs, list):
+            if len(inputs) == 0:
+                raise ValueError("inputs is an empty list")
+            # A single grid (list of rows of scalars) rather than a batch.
+            if all(isinstance(row, (list, tuple)) for row in inputs) and all(
+                not isinstance(v, (list, tuple, dict)) for row in inputs for v in row
+            ):
+                return [inputs]
+            return inputs
+        return [inputs]
+
+    @staticmethod
+    def _aligned(values, n: int, name: str) -> list:
+        if values is None:
+            return [None] * n
+        if not isinstance(values, (list, tuple)) and not (isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 1):
+            values = [values]
+        values = list(values)
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries but there are {n} inputs")
+        return values
+
+    def _rows_for(self, item, index: int, rng):
+        """Yields row dicts for one input."""
+        ip = self.image_processor
+        if item is None:
+            raise ValueError(f"input {index} is None (use '' for a blank text canvas)")
+        if isinstance(item, str):
+            pages = ip.render_text_pages(item) if ip.text_overflow == "continue" else [ip.render_text(item)]
+            for page in pages:
+                yield dict(canvas=page["canvas"], modality=MODALITY_TEXT, text_truncated=page["truncated"],
+                           text_continues=page["continues"], text_empty=page["empty"])
+            return
+        if isinstance(item, dict):
+            checked = validate_task(item)
+            task_id = self.task_id_of(checked["task_id"])
+            for t, (grid_in, grid_out) in enumerate(checked["test"]):
+                yield dict(self._grid_row(grid_in, rng), task_id=task_id, test_index=t, task_output=grid_out)
+            return
+        if is_grid_like(item):
+            try:
+                grid = validate_grid(item, max_size=ip.max_grid_size)
+            except ValueError as err:
+                hint = ""
+                if isinstance(item, (np.ndarray, torch.Tensor)):
+                    hint = " (2-D integer arrays are read as ARC grids; pass an image as PIL or with a channel axis)"
+                raise ValueError(f"input {index}: {err}{hint}") from None
+            yield self._grid_row(grid, rng)
+            return
+        if isinstance(item, (Image.Image, np.ndarray, torch.Tensor)):
+            try:
+                pixels = ip.preprocess_photo(item)
+            except ValueError as err:
+                raise ValueError(f"input {index}: {err}") from None
+            yield dict(pixel_values=pixels, modality=MODALITY_IMAGE)
+            return
+        raise ValueError(
+            f"input {index}: unknown input type {type(item).__name__} (expected str, PIL image, numpy array, "
+            "torch tensor, ARC grid or ARC task dict)"
+        )
+
+    def _grid_row(self, grid: np.ndarray, rng) -> dict:
+        scale = offset = None
+        if rng is not None:
+            scale, offset = random_grid_placement(grid.shape[0], grid.shape[1], self.canvas_size, rng)
+        canvas = self.image_processor.render_grid(grid, scale=scale, offset=offset)
+        return dict(canvas=canvas, modality=MODALITY_GRID, grid_size=grid.shape)
+
+    def encode_text_target(self, text: str) -> tuple[list[int], bool]:
+        """bos + tokens + eos, cut to `max_text_length` (then without eos) with a truncation flag."""
+        if not isinstance(text, str):
+            raise ValueError(f"text target must be a str or None, got {type(text).__name__}")
+        tok = self.tokenizer
+        ids = tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        seq = [tok.bos_token_id] + list(ids) + [tok.eos_token_id]
+        if len(seq) > self.max_text_length:
+            return seq[: self.max_text_length], True
+        return seq, False
+
+    def __call__(
+        self,
+        inputs=None,
+        labels=None,
+        grid_targets=None,
+        text_targets=None,
+        return_tensors="pt",
+        targets=None,
+        random_placement: bool = False,
+        seed=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        Args:
+            inputs: one item or a list mixing str, PIL / numpy / torch images, ARC grids and ARC task dicts.
+                Every test input of a task becomes its own row (`input_index` / `test_index` map rows back);
+                in `text_overflow="continue"` mode each page of a long text is its own row.
+            labels: class label per input (int or None -> -100).
+            grid_targets (alias `targets`): output grid per input (None -> all -100). For a task: its test
+                outputs are used; an explicit target is one grid (one test) or a list of grids (one per test).
+            text_targets: decoder target text per input (str or None).
+            random_placement / seed: random grid scale and translation (training augmentation).
+        Returns:
+            BatchFeature: pixel_values [B,3,S,S] float32, modality_ids, task_ids, grid_sizes [B,2], input_index,
+            test_index, text_truncated, text_continues, text_empty [B]; grid_labels [B,30,30] when any grid target;
+            labels [B] when given; decoder_input_ids, decoder_attention_mask, text_labels [B,T] and
+            target_truncated [B] when text_targets are given.
+        """
+        if kwargs:
+            raise ValueError(f"unknown arguments {sorted(kwargs)}")
+        if targets is not None and grid_targets is not None:
+            raise ValueError("pass grid_targets or its alias targets, not both")
+        grid_targets = grid_targets if grid_targets is not None else targets
+        items = self._as_list(inputs)
+        n = len(items)
+        labels = self._aligned(labels, n, "labels")
+        grid_targets = self._aligned(grid_targets, n, "grid_targets")
+        text_targets = self._aligned(text_targets, n, "text_targets")
+        rng = np.random.default_rng(seed) if random_placement else None
+        ip = self.image_processor
+        size = MAX_GRID_SIZE
+
+        rows = []
+        for i, item in enumerate(items):
+            for row in self._rows_for(item, i, rng):
+                row["input_index"] = i
+                rows.append(row)
+        B = len(rows)
+        pixel_values = np.empty((B, 3, ip.canvas_size, ip.canvas_size), dtype=np.float32)
+        modality = np.zeros(B, dtype=np.int64)
+        task_ids = np.zeros(B, dtype=np.int64)
+        grid_sizes = np.zeros((B, 2), dtype=np.int64)
+        flags = {k: np.zeros(B, dtype=np.int64) for k in ("text_truncated", "text_continues", "text_empty")}
+        input_index = np.zeros(B, dtype=np.int64)
+        test_index = np.zeros(B, dtype=np.int64)
+        grid_labels = np.full((B, size, size), IGNORE_INDEX, dtype=np.int64)
+        any_grid_target = False
+        class_labels = np.full(B, IGNORE_INDEX, dtype=np.int64)
+        for b, row in enumerate(rows):
+            i = row["input_index"]
+            pixel_values[b] = row["pixel_values"] if "pixel_values" in row else ip.normalize_canvas(row["canvas"])
+            modality[b] = row["modality"]
+            task_ids[b] = row.get("task_id", 0)
+            if "grid_size" in row:
+                grid_sizes[b] = row["grid_size"]
+            for k in flags:
+                flags[k][b] = int(bool(row.get(k, False)))
+            input_index[b] = i
+            test_index[b] = row.get("test_index", 0)
+            target = row.get("task_output")
+            explicit = grid_targets[i]
+            if explicit is not None:
+                if "test_index" in row and isinstance(items[i], dict) and len(items[i]["test"]) > 1:
+                    if not isinstance(explicit, (list, tuple)) or len(explicit) != len(items[i]["test"]):
+                        raise ValueError(f"grid_targets[{i}] must hold one grid per test input of the task")
+                    explicit = explicit[row["test_index"]]
+                target = explicit
+            if target is not None:
+                try:
+                    grid_labels[b] = pad_grid(target, size)
+                except ValueError as err:
+                    raise ValueError(f"grid_targets[{i}]: {err}") from None
+                any_grid_target = True
+            label = labels[i]
+            if label is not None:
+                if isinstance(label, (np.integer, torch.Tensor)):
+                    label = int(label)
+                if not isinstance(label, int) or isinstance(label, bool):
+                    raise ValueError(f"labels[{i}] must be an int or None, got {label!r}")
+                class_labels[b] = label
+
+        data = {
+            "pixel_values": pixel_values,
+            "modality_ids": modality,
+            "task_ids": task_ids,
+            "grid_sizes": grid_sizes,
+            "input_index": input_index,
+            "test_index": test_index,
+            **flags,
+        }
+        if any_grid_target:
+            data["grid_labels"] = grid_labels
+        if any(label is not None for label in labels):
+            data["labels"] = class_labels
+        if any(t is not None for t in text_targets):
+            data.update(self._text_target_arrays([text_targets[row["input_index"]] for row in rows]))
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _text_target_arrays(self, texts: list) -> dict:
+        tok = self.tokenizer
+        encoded = [self.encode_text_target(t) if t is not None else ([tok.bos_token_id], False) for t in texts]
+        T = max(len(seq) for seq, _ in encoded)
+        B = len(texts)
+        ids = np.full((B, T), tok.pad_token_id, dtype=np.int64)
+        mask = np.zeros((B, T), dtype=np.int64)
+        text_labels = np.full((B, T), IGNORE_INDEX, dtype=np.int64)
+        truncated = np.zeros(B, dtype=np.int64)
+        for b, ((seq, cut), text) in enumerate(zip(encoded, texts)):
+            ids[b, : len(seq)] = seq
+            mask[b, : len(seq)] = 1
+            if text is not None:
+                text_labels[b, : len(seq)] = seq
+            truncated[b] = int(cut)
+        return {"decoder_input_ids": ids, "decoder_attention_mask": mask, "text_labels": text_labels, "target_truncated": truncated}
+
+    # decoding helpers ------------------------------------------------------------------------------------------
+    def decode_text(self, ids, skip_special_tokens: bool = True) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        ids = [i for i in ids if i >= 0]
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def batch_decode_text(self, batch_ids, skip_special_tokens: bool = True) -> list[str]:
+        return [self.decode_text(ids, skip_special_tokens) for ids in batch_ids]
+
+    def decode_grid(self, pixel_values) -> np.ndarray:
+        """The ARC grid drawn on one row of `pixel_values` [3, S, S]."""
+        return self.image_processor.decode_pixel_values(pixel_values)
+
+    @staticmethod
+    def post_process_grid(grid_logits, grid_height_logits, grid_width_logits) -> list[np.ndarray]:
+        """Model outputs -> one predicted grid per row (argmax colour, argmax height/width; index k = size k+1)."""
+        colours = grid_logits.argmax(-1).cpu().numpy()
+        heights = grid_height_logits.argmax(-1).cpu().numpy() + 1
+        widths = grid_width_logits.argmax(-1).cpu().numpy() + 1
+        return [colours[b, : heights[b], : widths[b]].astype(np.int64) for b in range(colours.shape[0])]
+
+    @property
+    def model_input_names(self):
+        return ["pixel_values", "modality_ids", "task_ids"]
