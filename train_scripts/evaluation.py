@@ -214,8 +214,9 @@ def plot_evaluation(results: dict, model, path) -> Path | None:
     for label, values in curves.items():
         if values:
             left.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    steps = max((len(values) for values in curves.values() if values), default=1)
     left.set(title="held-out accuracy after each supervision step", xlabel="supervision step (H x L cycles each)",
-             ylabel="accuracy", ylim=(0, 1))
+             ylabel="accuracy", ylim=(0, 1), xticks=range(1, steps + 1))
     left.legend()
     concepts = getattr(model, "concepts", None)
     if concepts is not None and float(concepts.code_usage.sum()) > 0:
