@@ -76,3 +76,28 @@ def test_collator_shapes(tmp_path):
     assert batch["decoder_input_ids"].shape == batch["text_labels"].shape
     assert batch["decoder_input_ids"].shape[1] <= config.max_text_length
     assert len(batch["row_sources"]) == 12
+
+
+def test_trainer_compute_metrics_gives_known_values():
+    import math
+
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from train_scripts.evaluation import compute_metrics
+
+    grid_labels = np.full((3, 30, 30), -100)
+    grid_labels[0, :2, :2] = [[1, 2], [3, 4]]
+    grid_labels[1, :1, :3] = [[5, 5, 5]]
+    grid_predictions = np.full((3, 30, 30), -1)
+    grid_predictions[0, :2, :2] = [[1, 2], [3, 4]]  # exact
+    grid_predictions[1, :1, :3] = [[5, 0, 5]]  # 2 of 3 cells
+    prediction = EvalPrediction(
+        predictions=(np.array([1, 0, 2]), grid_predictions, np.array([0.0, 0.0, 2 * math.log(4)]), np.array([0, 0, 2])),
+        label_ids=(np.array([-100, 0, 1]), grid_labels),
+    )
+    metrics = compute_metrics(prediction)
+    assert metrics["accuracy"] == 0.5  # rows 1 and 2 have labels; row 1 right, row 2 wrong
+    assert metrics["arc_exact_match"] == 0.5
+    assert abs(metrics["arc_per_cell_accuracy"] - (1.0 + 2 / 3) / 2) < 1e-9  # mean over grids
+    assert abs(metrics["perplexity"] - 4.0) < 1e-9

@@ -197,6 +197,38 @@ def plot_training_curves(log_history, path) -> Path | None:
     return Path(path)
 
 
+def compute_metrics(eval_prediction) -> dict:
+    """`Trainer` metrics through the repository's `evaluate` modules, from `TRMTrainer.prediction_step`'s outputs:
+    class accuracy, ARC per-cell accuracy and exact match (one task per grid), text perplexity."""
+    (class_predictions, grid_predictions, text_nll, text_tokens), (labels, grid_labels) = (
+        eval_prediction.predictions, eval_prediction.label_ids)
+    metrics = {}
+    has_label = labels != -100
+    if has_label.any():
+        accuracy = load_metric("accuracy").compute(predictions=class_predictions[has_label],
+                                                   references=labels[has_label])
+        metrics["accuracy"] = accuracy["accuracy"]
+    has_grid = (grid_labels != -100).reshape(len(grid_labels), -1).any(-1)
+    if has_grid.any():
+        predictions, references = [], []
+        for predicted, target in zip(grid_predictions[has_grid], grid_labels[has_grid]):
+            predictions.append(json.dumps([_crop(predicted, -1).tolist()]))
+            references.append(json.dumps(_crop(target, -100).tolist()))
+        arc = load_metric("arc_exact_match").compute(predictions=predictions, references=references)
+        metrics.update(arc_per_cell_accuracy=arc["per_cell_accuracy"], arc_exact_match=arc["exact_match"])
+    if text_tokens.sum() > 0:
+        metrics["perplexity"] = load_metric("perplexity").compute(nll_sums=text_nll.tolist(),
+                                                                  token_counts=text_tokens.astype(int).tolist())["perplexity"]
+    return metrics
+
+
+def _crop(grid: np.ndarray, pad: int) -> np.ndarray:
+    """The top-left rectangle of `grid` not marked `pad`."""
+    valid = grid != pad
+    height, width = int(valid.any(1).sum()), int(valid.any(0).sum())
+    return grid[:height, :width]
+
+
 def plot_evaluation(results: dict, model, path) -> Path | None:
     """Per-step (per-recursion) held-out accuracy, and how often each concept code was used in training."""
     try:

@@ -36,6 +36,7 @@ from train_scripts.collator import MultimodalCollator  # noqa: E402
 from train_scripts.data_images import FASHION_MNIST_CLASSES  # noqa: E402
 from train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs  # noqa: E402
 from train_scripts.evaluation import (  # noqa: E402
+    compute_metrics,
     evaluate_arc_heldout,
     evaluate_classification,
     evaluate_text,
@@ -212,6 +213,12 @@ def main(argv=None):
         for name, stage_spec in curriculum_specs(spec):
             with training_args.main_process_first(desc=f"curriculum stage {name}"):
                 stages.append((name, build_composite(stage_spec, cache_dir=data_args.data_cache_dir)[0]["train"]))
+    # Periodic evaluation (`--eval_strategy steps`) watches held-out data while training. It is for monitoring:
+    # nothing selects a checkpoint on it (the ARC rows are the evaluation tasks' test inputs, never trained on).
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        held_out = [data[name] for name in ("kjv_validation", "fashion_mnist_test", "arc_eval") if name in data]
+        eval_dataset = datasets.concatenate_datasets(held_out)
     callbacks = [TimeBudgetCallback(data_args.max_train_minutes / len(stages))] if data_args.max_train_minutes else []
     log_history, train_metrics, step_offset = [], {}, 0
     for stage_index, (stage, train_dataset) in enumerate(stages):
@@ -219,7 +226,8 @@ def main(argv=None):
         if len(stages) > 1:
             args = TrainingArguments(**{**training_args.to_dict(), "output_dir": str(output_dir / f"stage-{stage}"),
                                         "max_steps": max(training_args.max_steps // len(stages), 1)})
-        trainer = TRMTrainer(model=train_model, args=args, train_dataset=train_dataset, data_collator=collator,
+        trainer = TRMTrainer(model=train_model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                             compute_metrics=compute_metrics, data_collator=collator,
                              processing_class=processor, callbacks=callbacks, phase=model_args.phase,
                              inject_nan_at_step=model_args.inject_nan_at_step)
         try:

@@ -54,6 +54,32 @@ class TRMTrainer(Trainer):
             self._record(outputs)
         return (loss, outputs) if return_outputs else loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Returns small, fixed-shape predictions for `compute_metrics` instead of every logit tensor.
+
+        predictions: (class argmax [B], grid prediction [B,30,30] with -1 outside its size, text NLL sum [B],
+        scored text tokens [B]); labels: (class labels [B], grid labels [B,30,30]).
+        """
+        inputs = self._prepare_inputs(inputs)
+        inputs.pop("row_sources", None)
+        with torch.no_grad():
+            outputs = model(**inputs)
+        loss = outputs.loss.detach() if outputs.loss is not None else None
+        if prediction_loss_only:
+            return loss, None, None
+        batch = inputs["pixel_values"].shape[0]
+        device = inputs["pixel_values"].device
+        class_predictions = (outputs.class_logits.argmax(-1) if outputs.class_logits is not None
+                             else torch.full((batch,), -1, device=device))
+        grid_predictions = (outputs.step_grid_predictions[torch.arange(batch, device=device),
+                                                          outputs.halting_steps - 1]
+                            if outputs.step_grid_predictions is not None
+                            else torch.full((batch, 30, 30), -1, device=device))
+        text_nll, text_tokens = _text_nll(outputs.text_logits, inputs.get("text_labels"), batch, device)
+        labels = (inputs.get("labels", torch.full((batch,), -100, device=device)),
+                  inputs.get("grid_labels", torch.full((batch, 30, 30), -100, device=device)))
+        return loss, (class_predictions, grid_predictions, text_nll, text_tokens), labels
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         sources = inputs.get("row_sources")
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -173,3 +199,15 @@ def freeze_all_but(model, module_name: str) -> None:
     """N2N phase: only `module_name` (the adapter) learns."""
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(module_name + ".")
+
+
+def _text_nll(text_logits, text_labels, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample summed next-token NLL and number of scored tokens (HF causal-LM shift)."""
+    if text_logits is None or text_labels is None:
+        return torch.zeros(batch, device=device), torch.zeros(batch, device=device)
+    labels = text_labels[:, 1:]
+    mask = labels != -100
+    nll = torch.nn.functional.cross_entropy(
+        text_logits[:, :-1].float().transpose(1, 2), labels.clamp_min(0), reduction="none"
+    )
+    return (nll * mask).sum(-1), mask.sum(-1).float()
