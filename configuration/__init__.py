@@ -1,11 +1,26 @@
-from .configuration_trm import (
-    HEAD_NAMES,
+"""Configuration: `TRMConfig` with its presets, and the conventions every other folder shares.
+
+This folder owns every convention shared by the processor, the model and the scripts (modality ids, input and
+label names, the ignore index, the largest grid side, the ARC palette, normalisation constants: `conventions.py`)
+and the layout of an exported Hub folder (`hub_export.py`). It imports nothing from `processing/` or
+`modeling_trm/`; both import from it.
+"""
+
+from .configuration_trm import HEAD_NAMES, PRESETS, TRMConfig
+from .conventions import (
+    ARC_PALETTE,
+    IGNORE_INDEX,
+    LABEL_NAMES,
+    MAX_GRID_SIZE,
     MODALITY_GRID,
     MODALITY_IMAGE,
     MODALITY_NAMES,
     MODALITY_TEXT,
-    PRESETS,
-    TRMConfig,
+    MODEL_INPUT_NAMES,
+    NUM_COLORS,
 )
 
-__all__ = ["TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES"]
+__all__ = [
+    "TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES",
+    "MODEL_INPUT_NAMES", "LABEL_NAMES", "IGNORE_INDEX", "MAX_GRID_SIZE", "NUM_COLORS", "ARC_PALETTE",
+]

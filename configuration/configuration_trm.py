@@ -7,11 +7,18 @@ import copy
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-# Modality ids carried by the processor's `modality_ids` and embedded by the model.
-MODALITY_TEXT = 0
-MODALITY_IMAGE = 1
-MODALITY_GRID = 2
-MODALITY_NAMES = {MODALITY_TEXT: "text", MODALITY_IMAGE: "image", MODALITY_GRID: "grid"}
+from .conventions import (
+    CLIP_MEAN,
+    CLIP_STD,
+    EFFICIENTNET_MEAN,
+    EFFICIENTNET_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MAX_GRID_SIZE,
+    NUM_COLORS,
+    SIGLIP_MEAN,
+    SIGLIP_STD,
+)
 
 # The towers this package knows how to build. "none" switches the pretrained path off.
 PRETRAINED_TOWERS = ("none", "clip", "dinov2", "siglip", "efficientnet_lite0")
@@ -20,11 +27,34 @@ FUSION_MODES = ("global", "per_token", "mean")
 PLANNER_SELECTIONS = ("soft", "gumbel")
 HEAD_NAMES = ("grid", "classification", "text")
 
-CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-SIGLIP_MEAN, SIGLIP_STD = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
-# EfficientNet-Lite0 expects (x - 127) / 128 on 0..255 pixels.
-EFFICIENTNET_MEAN, EFFICIENTNET_STD = [127 / 255] * 3, [128 / 255] * 3
+
+
+# Field tables of `TRMConfig._validate`: each field that must be a positive int, a non-negative int (0 = off), or
+# a number in a range. A string or a float where an int belongs fails here, not deep inside torch.
+_POSITIVE_INT_FIELDS = (
+    "image_size", "patch_size", "num_channels", "hidden_size", "num_attention_heads", "vit_num_layers",
+    "adapter_num_layers", "num_task_ids", "H_cycles", "L_cycles", "trm_num_layers", "deep_supervision_steps",
+    "num_capsules", "planner_num_thoughts", "max_grid_size", "num_colors", "grid_head_num_layers",
+    "text_vocab_size", "text_decoder_num_layers", "max_text_length",
+)
+_NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths")
+_NUMBER_FIELDS = (
+    "mlp_ratio", "layer_norm_eps", "dropout", "initializer_range", "halt_exploration_prob", "concept_commitment_cost",
+    "planner_temperature", "grid_loss_weight", "classification_loss_weight", "text_loss_weight",
+    "halting_loss_weight", "concept_loss_weight",
+)
+_NUMBER_RANGES = (
+    ("mlp_ratio", lambda v: v > 0, "> 0"),
+    ("layer_norm_eps", lambda v: v > 0, "> 0"),
+    ("dropout", lambda v: 0 <= v < 1, "[0, 1)"),
+    ("initializer_range", lambda v: v >= 0, ">= 0"),
+    ("halt_exploration_prob", lambda v: 0 <= v <= 1, "[0, 1]"),
+    ("concept_commitment_cost", lambda v: v >= 0, ">= 0"),
+    ("planner_temperature", lambda v: v > 0, "> 0"),
+    *((name, lambda v: v >= 0, ">= 0") for name in (
+        "grid_loss_weight", "classification_loss_weight", "text_loss_weight", "halting_loss_weight",
+        "concept_loss_weight")),
+)
 
 
 class TRMConfig(PretrainedConfig):
@@ -181,8 +211,8 @@ class TRMConfig(PretrainedConfig):
         planner_selection: str = "soft",
         planner_temperature: float = 1.0,
         heads: list[str] | tuple[str, ...] = HEAD_NAMES,
-        max_grid_size: int = 30,
-        num_colors: int = 10,
+        max_grid_size: int = MAX_GRID_SIZE,
+        num_colors: int = NUM_COLORS,
         grid_head_num_layers: int = 1,
         num_labels: int | None = None,
         text_vocab_size: int = 259,
@@ -241,8 +271,8 @@ class TRMConfig(PretrainedConfig):
         self.halting_loss_weight = halting_loss_weight
         self.concept_loss_weight = concept_loss_weight
         default_mean, default_std = _default_normalisation(pretrained_tower)
-        self.image_mean = list(image_mean) if image_mean is not None else default_mean
-        self.image_std = list(image_std) if image_std is not None else default_std
+        self.image_mean = _as_list(image_mean, "image_mean") if image_mean is not None else default_mean
+        self.image_std = _as_list(image_std, "image_std") if image_std is not None else default_std
         if num_labels is None and "id2label" not in kwargs:
             num_labels = 10
         if num_labels is not None:
@@ -263,6 +293,49 @@ class TRMConfig(PretrainedConfig):
         return self.pretrained_tower != "none"
 
     def _validate(self) -> None:
+        """Raises one `ValueError` listing every field that would make the model fail later."""
+        problems = [*self._type_problems(), *self._range_problems()]
+        if not problems:
+            problems = self._consistency_problems()
+        if problems:
+            raise ValueError("Invalid TRMConfig: " + "; ".join(problems))
+
+    def _type_problems(self) -> list[str]:
+        problems = []
+        for name in (*_POSITIVE_INT_FIELDS, *_NON_NEGATIVE_INT_FIELDS):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+        for name in _NUMBER_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                problems.append(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        for name in ("image_mean", "image_std"):
+            values = getattr(self, name)
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if len(values) != self.num_channels or not numbers:
+                problems.append(f"{name} must hold one number per channel ({self.num_channels}), got {values}")
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        problems = []
+        for name in _POSITIVE_INT_FIELDS:
+            if isinstance(getattr(self, name), int) and getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in _NON_NEGATIVE_INT_FIELDS:
+            if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
+        for name, low, high in _NUMBER_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not low(value):
+                problems.append(f"{name}={value} is out of range ({high})")
+        if any(isinstance(v, (int, float)) and v <= 0 for v in self.image_std):
+            problems.append(f"image_std must be positive, got {self.image_std}")
+        if "classification" in self.heads and self.num_labels < 1:
+            problems.append(f"the classification head needs num_labels >= 1, got {self.num_labels}")
+        return problems
+
+    def _consistency_problems(self) -> list[str]:
         problems = []
         if self.pretrained_tower not in PRETRAINED_TOWERS:
             problems.append(f"pretrained_tower={self.pretrained_tower!r} is not one of {PRETRAINED_TOWERS}")
@@ -281,14 +354,7 @@ class TRMConfig(PretrainedConfig):
         unknown_heads = set(self.heads) - set(HEAD_NAMES)
         if unknown_heads:
             problems.append(f"unknown heads {sorted(unknown_heads)}; known heads are {HEAD_NAMES}")
-        for name in ("H_cycles", "L_cycles", "trm_num_layers", "deep_supervision_steps", "num_capsules", "num_task_ids"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("concept_vocab_size", "planner_num_paths"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be 0 (off) or positive, got {getattr(self, name)}")
-        if problems:
-            raise ValueError("Invalid TRMConfig: " + "; ".join(problems))
+        return problems
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TRMConfig":
@@ -298,6 +364,12 @@ class TRMConfig(PretrainedConfig):
         kwargs = copy.deepcopy(PRESETS[name])
         kwargs.update(overrides)
         return cls(**kwargs)
+
+
+def _as_list(values, name: str) -> list:
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"Invalid TRMConfig: {name} must be a list of numbers, got {values!r}")
+    return list(values)
 
 
 def _default_normalisation(tower: str) -> tuple[list[float], list[float]]:

@@ -1,4 +1,30 @@
-from .modeling_trm import TRMForImageClassification, TRMModel, TRMPreTrainedModel
-from .outputs import TRMModelOutput
+"""Modeling: the `PreTrainedModel` classes and their blocks, one idea per file.
 
-__all__ = ["TRMModel", "TRMForImageClassification", "TRMPreTrainedModel", "TRMModelOutput"]
+Imports `configuration/` only (never `processing/`). Data flow: `towers` + `vit` read the canvas → `fusion` →
+`adapter` (N2N) → `recursion` (H × L cycles per supervision step, halting) → `capsules` → `concepts` → `planner` →
+`heads`. `TRMModel` (`modeling_trm.py`) returns per-step outputs and computes no loss; `losses.py` owns the training
+objective (deep supervision, halting targets, multi-task and concept terms), which `TRMForMultitaskReasoning` and
+`TRMForImageClassification` apply; `TRMForN2NPretraining` is the adapter's own pre-training entry point.
+"""
+
+from .losses import TRMMultitaskLoss
+from .modeling_trm import (
+    TRMForImageClassification,
+    TRMForMultitaskReasoning,
+    TRMForN2NPretraining,
+    TRMModel,
+    TRMPreTrainedModel,
+)
+from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
+
+__all__ = [
+    "TRMModel",
+    "TRMForMultitaskReasoning",
+    "TRMForImageClassification",
+    "TRMForN2NPretraining",
+    "TRMPreTrainedModel",
+    "TRMMultitaskLoss",
+    "TRMModelOutput",
+    "TRMMultitaskOutput",
+    "TRMN2NOutput",
+]

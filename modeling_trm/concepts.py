@@ -25,7 +25,7 @@ class ConceptVocabulary(nn.Module):
     mirrored from rank 0 under `torch.distributed` so that replicas keep identical codebooks.
 
     Args:
-        config ([`TRMConfig`]): uses `concept_vocab_size`, `hidden_size`, `concept_commitment_cost`.
+        config ([`TRMConfig`]): uses `concept_vocab_size` and `hidden_size`.
         dead_code_steps (`int`, *optional*, defaults to 100):
             Training updates without use after which a code is considered dead and reset.
     """
@@ -33,36 +33,31 @@ class ConceptVocabulary(nn.Module):
     def __init__(self, config, dead_code_steps: int = 100):
         super().__init__()
         self.vocab_size = config.concept_vocab_size
-        self.commitment_cost = config.concept_commitment_cost
         self.dead_code_steps = dead_code_steps
         self.codebook = nn.Parameter(torch.randn(self.vocab_size, config.hidden_size) * config.initializer_range)
+        # The buffers start at zero here and are saved with the weights (a resumed run keeps its dead-code clocks);
+        # `reset_usage` clears the statistics.
         self.register_buffer("initialized", torch.tensor(False))
-        # Usage bookkeeping is a statistic of this run, not part of the model: not saved in checkpoints.
-        self.register_buffer("code_usage", torch.zeros(self.vocab_size), persistent=False)
-        self.register_buffer("steps_since_used", torch.zeros(self.vocab_size, dtype=torch.long), persistent=False)
+        self.register_buffer("code_usage", torch.zeros(self.vocab_size))
+        self.register_buffer("steps_since_used", torch.zeros(self.vocab_size, dtype=torch.long))
 
     def forward(self, capsules: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantises `capsules` `[batch, num_capsules, hidden]`.
 
         Returns:
             `quantized` (same shape, straight-through: forward value is the code, gradient flows to `capsules`),
-            `concept_ids` `[batch, num_capsules]` and the scalar loss `codebook + commitment_cost * commitment`.
+            `concept_ids` `[batch, num_capsules]`, and `codes` (the chosen code vectors, with gradient to the
+            codebook) from which the loss module computes the codebook and commitment terms.
         """
         flat = capsules.reshape(-1, capsules.shape[-1])
         if self.training:
             self._maintain_codebook(flat.detach())
         concept_ids = self._nearest_codes(flat).view(capsules.shape[:-1])
         codes = F.embedding(concept_ids, self.codebook).to(capsules.dtype)
-
-        # Codebook term pulls codes to the encoder outputs; commitment term keeps the encoder near its codes.
-        codebook_loss = F.mse_loss(codes.float(), capsules.detach().float())
-        commitment_loss = F.mse_loss(capsules.float(), codes.detach().float())
-        loss = codebook_loss + self.commitment_cost * commitment_loss
-
         if self.training:
             self._record_usage(concept_ids)
         quantized = capsules + (codes - capsules).detach()
-        return quantized, concept_ids, loss
+        return quantized, concept_ids, codes
 
     @torch.no_grad()
     def _nearest_codes(self, flat: torch.Tensor) -> torch.Tensor:

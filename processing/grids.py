@@ -13,25 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_GRID_SIZE = 30
-NUM_COLORS = 10
+from ..configuration.conventions import ARC_PALETTE, IGNORE_INDEX, MAX_GRID_SIZE, NUM_COLORS
 
-# Standard ARC palette (colour index 0..9).
-ARC_PALETTE = np.array(
-    [
-        [0, 0, 0],  # 0 black
-        [0, 116, 217],  # 1 blue
-        [255, 65, 54],  # 2 red
-        [46, 204, 64],  # 3 green
-        [255, 220, 0],  # 4 yellow
-        [170, 170, 170],  # 5 grey
-        [240, 18, 190],  # 6 magenta
-        [255, 133, 27],  # 7 orange
-        [127, 219, 255],  # 8 light blue
-        [135, 12, 37],  # 9 maroon
-    ],
-    dtype=np.uint8,
-)
 BACKGROUND_COLOR = (255, 255, 255)  # white: not an ARC colour
 BORDER_COLOR = (0, 128, 128)  # teal: not an ARC colour
 BORDER_INDEX = NUM_COLORS  # index of the border colour in the extended palette
@@ -49,7 +32,6 @@ _GREEN_TO_COLOR = np.full(256, -1, dtype=np.int64)
 _GREEN_TO_COLOR[ARC_PALETTE[:, 1]] = np.arange(NUM_COLORS)
 assert len(set(ARC_PALETTE[:, 1].tolist()) | {BORDER_COLOR[1], BACKGROUND_COLOR[1]}) == NUM_COLORS + 2
 assert len(set(BACKGROUND_COLOR)) == 1  # render_grid fills the background with one byte value
-ARC_PALETTE.setflags(write=False)
 
 
 def extended_palette() -> np.ndarray:
@@ -213,7 +195,7 @@ def grid_placement(canvas) -> tuple[int, tuple[int, int]]:
     return scale, (top, left)
 
 
-def pad_grid(grid, size: int = MAX_GRID_SIZE, fill: int = -100) -> np.ndarray:
+def pad_grid(grid, size: int = MAX_GRID_SIZE, fill: int = IGNORE_INDEX) -> np.ndarray:
     """Pads a grid into a [size, size] int64 array filled with `fill` outside it (the `grid_labels` format)."""
     arr = validate_grid(grid, max_size=size)
     out = np.full((size, size), fill, dtype=np.int64)
@@ -221,7 +203,7 @@ def pad_grid(grid, size: int = MAX_GRID_SIZE, fill: int = -100) -> np.ndarray:
     return out
 
 
-def unpad_grid(padded, fill: int = -100) -> np.ndarray:
+def unpad_grid(padded, fill: int = IGNORE_INDEX) -> np.ndarray:
     """Inverse of `pad_grid`: the top-left block of cells that are not `fill`."""
     arr = np.asarray(padded)
     valid = arr != fill

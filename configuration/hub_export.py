@@ -17,6 +17,7 @@ CODE_FOLDERS = ("configuration", "processing", "modeling_trm")
 MODEL_AUTO_MAP = {
     "AutoConfig": "configuration_trm.TRMConfig",
     "AutoModel": "modeling_trm.TRMModel",
+    "AutoModelForPreTraining": "modeling_trm.TRMForMultitaskReasoning",
     "AutoModelForImageClassification": "modeling_trm.TRMForImageClassification",
     "AutoProcessor": "processing_trm.TRMProcessor",
 }

@@ -1,0 +1,53 @@
+"""The conventions that the processor, the model, the loss, the training scripts and the Space share.
+
+Each is defined here once; every other module imports it from here, so changing one value changes it everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ------------------------------------------------------------------------------------------------ modalities
+# Carried by the processor's `modality_ids` and embedded by the model.
+MODALITY_TEXT = 0
+MODALITY_IMAGE = 1
+MODALITY_GRID = 2
+MODALITY_NAMES = {MODALITY_TEXT: "text", MODALITY_IMAGE: "image", MODALITY_GRID: "grid"}
+
+# ------------------------------------------------------------------------------------------- model interface
+# What the processor returns and the model's `forward` takes: the one list the collator, the Space and the
+# evaluation scripts select with. Bookkeeping (which input a row came from, truncation flags) is not in it.
+MODEL_INPUT_NAMES = ("pixel_values", "modality_ids", "task_ids", "decoder_input_ids", "decoder_attention_mask")
+# Targets: class labels [B], padded ARC output grids [B, S, S], decoder targets [B, T].
+LABEL_NAMES = ("labels", "grid_labels", "text_labels")
+# Label value that no loss or metric counts (PyTorch's `cross_entropy` default, as in transformers).
+IGNORE_INDEX = -100
+
+# --------------------------------------------------------------------------------------------------- ARC grids
+MAX_GRID_SIZE = 30  # the largest ARC grid side; `TRMConfig.max_grid_size` defaults to it
+NUM_COLORS = 10
+# The standard ARC palette, colour index 0..9 (uint8 RGB).
+ARC_PALETTE = np.array(
+    [
+        [0, 0, 0],  # 0 black
+        [0, 116, 217],  # 1 blue
+        [255, 65, 54],  # 2 red
+        [46, 204, 64],  # 3 green
+        [255, 220, 0],  # 4 yellow
+        [170, 170, 170],  # 5 grey
+        [240, 18, 190],  # 6 magenta
+        [255, 133, 27],  # 7 orange
+        [127, 219, 255],  # 8 light blue
+        [135, 12, 37],  # 9 maroon
+    ],
+    dtype=np.uint8,
+)
+ARC_PALETTE.setflags(write=False)
+
+# ------------------------------------------------------------------------------------------- normalisation
+# Per-channel mean / std of each tower's pre-processing, on pixels scaled to [0, 1].
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+# EfficientNet-Lite0 expects (x - 127) / 128 on 0..255 pixels.
+EFFICIENTNET_MEAN, EFFICIENTNET_STD = (127 / 255,) * 3, (128 / 255,) * 3
