@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import initialization as init
 
 
 def _is_distributed() -> bool:
@@ -40,6 +41,14 @@ class ConceptVocabulary(nn.Module):
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("code_usage", torch.zeros(self.vocab_size))
         self.register_buffer("steps_since_used", torch.zeros(self.vocab_size, dtype=torch.long))
+
+    @torch.no_grad()
+    def init_weights(self, std: float) -> None:
+        """Called by `TRMPreTrainedModel._init_weights`, for a new model and for keys a checkpoint lacks: a random
+        codebook, counters at zero (`init` skips whatever a checkpoint has already filled)."""
+        init.trunc_normal_(self.codebook, std=std)
+        for buffer in (self.initialized, self.code_usage, self.steps_since_used):
+            init.zeros_(buffer)
 
     def forward(self, capsules: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantises `capsules` `[batch, num_capsules, hidden]`.

@@ -56,6 +56,8 @@ class TRMPreTrainedModel(PreTrainedModel):
                 init.ones_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, ConceptVocabulary):
+            module.init_weights(std)
         elif isinstance(module, LatentPlanner):
             # Paths start from the (layer-normed, unit-scale) capsule summary plus their embedding: at the usual
             # 0.02 scale every path would begin as the same thought and the scorer could never tell them apart.
@@ -64,7 +66,7 @@ class TRMPreTrainedModel(PreTrainedModel):
             # The adapter starts as the identity, so switching it on never destroys the pretrained features.
             init.zeros_(module.residual_scale)
         else:
-            # Learned queries, positions, carry initialisations and the concept codebook live as bare parameters.
+            # Learned queries, positions and carry initialisations live as bare parameters.
             for parameter in module.parameters(recurse=False):
                 init.trunc_normal_(parameter, std=std)
 

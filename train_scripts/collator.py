@@ -1,4 +1,4 @@
-"""Mixed-batch collator: raw composite rows (grids, images, text) -> model inputs, through the `TRMProcessor`.
+"""Mixed-batch collator: raw composite rows (grids, images, text) -> model inputs and labels, through the processor.
 
 Rows keep raw fields (see `data_sources`), so the Trainer must run with `remove_unused_columns=False`.
 """
@@ -9,14 +9,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from PIL import Image
 
-MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID = 0, 1, 2
-
-MODEL_INPUT_NAMES = (
-    "pixel_values", "modality_ids", "task_ids", "grid_sizes", "labels", "grid_labels", "decoder_input_ids",
-    "decoder_attention_mask", "text_labels",
+from vision_trm.configuration.conventions import (
+    IGNORE_INDEX,
+    LABEL_NAMES,
+    MODALITY_GRID,
+    MODALITY_IMAGE,
+    MODALITY_TEXT,
+    MODEL_INPUT_NAMES,
 )
 
 
@@ -35,9 +36,9 @@ def row_to_input(row):
 
 @dataclass
 class MultimodalCollator:
-    """Calls `processor(inputs, labels=..., targets=..., text_targets=...)` on a list of composite rows.
+    """Calls `processor(inputs, labels=..., grid_targets=..., text_targets=..., task_ids=...)` on composite rows and
+    keeps `names` (the model's inputs and labels; `("pixel_values",)` for N2N pre-training).
 
-    `task_ids` come from the rows (the composite's task vocabulary), whatever the processor infers.
     `keep_sources=True` adds `row_sources` (a list of strings, popped by the trainer before the forward) so that a
     NaN guard can name what was in the failing batch.
     """
@@ -46,31 +47,24 @@ class MultimodalCollator:
     keep_sources: bool = False
     random_placement: bool = False  # grid scale / translation augmentation, seeded from the batch's content
     seed: int = 0
-    input_names: tuple = field(default=MODEL_INPUT_NAMES)
+    names: tuple = field(default=MODEL_INPUT_NAMES + LABEL_NAMES)
 
     def __call__(self, rows):
-        inputs, labels, targets, text_targets = [], [], [], []
-        for row in rows:
-            modality = int(row["modality"])
-            inputs.append(row_to_input(row))
-            labels.append(int(row["label"]) if row.get("label", -100) is not None else -100)
-            targets.append([list(map(int, r)) for r in row["output_grid"]]
-                           if modality == MODALITY_GRID and row.get("output_grid") else None)
-            text_targets.append(row["text_target"] if modality == MODALITY_TEXT and row.get("text_target") else None)
-        placement = self._placement(rows)
+        inputs = [row_to_input(row) for row in rows]
+        grid_targets = [row["output_grid"] if int(row["modality"]) == MODALITY_GRID and row.get("output_grid")
+                        else None for row in rows]
+        text_targets = [row["text_target"] if int(row["modality"]) == MODALITY_TEXT and row.get("text_target")
+                        else None for row in rows]
         encoded = self.processor(
             inputs,
-            labels=labels,
-            targets=targets,
+            labels=[row.get("label", IGNORE_INDEX) for row in rows],
+            grid_targets=grid_targets,
             text_targets=text_targets if any(t is not None for t in text_targets) else None,
+            task_ids=[int(row.get("task_id") or 0) for row in rows],
             return_tensors="pt",
-            **placement,
+            **self._placement(rows),
         )
-        batch = {name: encoded[name] for name in self.input_names if name in encoded and encoded[name] is not None}
-        batch["task_ids"] = torch.tensor([int(row.get("task_id", 0) or 0) for row in rows], dtype=torch.long)
-        batch["modality_ids"] = torch.tensor([int(row["modality"]) for row in rows], dtype=torch.long)
-        if "labels" not in batch:
-            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        batch = {name: encoded[name] for name in self.names if name in encoded}
         if self.keep_sources:
             batch["row_sources"] = [row.get("source", "") for row in rows]
         return batch

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vision_trm.processing import transforms
+
 ARC_VERSIONS = {"1": "arcagi", "2": "latest"}
 
 
@@ -75,23 +77,17 @@ def arc_protocol_split(training_tasks, evaluation_tasks):
 # Augmentations: the 8 dihedral transforms x colour permutations (colour 0 fixed), each with its inverse.
 # The processor's transforms (vision_trm.processing.transforms) are used, so training and inference agree.
 
-def _transforms():
-    from vision_trm.processing import transforms
-
-    return transforms
-
-
 def transform_grid(grid, dihedral_index: int = 0, permutation=None) -> np.ndarray:
     """Colour permutation, then dihedral transform `dihedral_index` (0..7)."""
-    return _transforms().transform_grid(grid, int(dihedral_index), permutation)
+    return transforms.transform_grid(grid, int(dihedral_index), permutation)
 
 
 def inverse_transform_grid(grid, dihedral_index: int = 0, permutation=None) -> np.ndarray:
-    return _transforms().inverse_transform_grid(grid, int(dihedral_index), permutation)
+    return transforms.inverse_transform_grid(grid, int(dihedral_index), permutation)
 
 
 def colour_permutation(rng: np.random.Generator) -> np.ndarray:
-    return _transforms().random_color_permutation(rng)
+    return transforms.random_color_permutation(rng)
 
 
 def augment_pair(inp, out, dihedral_index: int, permutation):

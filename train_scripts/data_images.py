@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from datasets import load_dataset
 
 FASHION_MNIST_DIR_ENV = "VISION_TRM_FASHION_MNIST_DIR"
 DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -66,8 +67,6 @@ def load_fashion_mnist(split: str = "train", directory=None) -> tuple[np.ndarray
 
 def load_cifar10(split: str = "train"):
     """CIFAR-10 through `datasets.load_dataset("uoft-cs/cifar10")` (needs a reachable Hub or a local cache)."""
-    from datasets import load_dataset
-
     dataset = load_dataset("uoft-cs/cifar10", split=split)
     return dataset
 

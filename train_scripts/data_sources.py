@@ -8,7 +8,7 @@ processor:
     input_grid   ARC input grid (list of rows), [] otherwise
     output_grid  ARC target grid, [] otherwise
     image        raw uint8 pixels (bytes) with image_shape [H, W] or [H, W, C]; b"" otherwise
-    label        class label, -100 otherwise
+    label        class label, IGNORE_INDEX (-100) otherwise
     text         context chunk rendered on the canvas; text_target the continuation to predict
     source       where the row comes from ("arc:<task>", "fashion_mnist", "kjv:<book>", ...)
 
@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value, interleave_datasets, load_from_disk
 
+from vision_trm.configuration.conventions import IGNORE_INDEX, MODALITY_GRID, MODALITY_IMAGE, MODALITY_TEXT
+
 from .data_arc import arc_protocol_split, arc_rows, build_task_vocabulary, load_arc_tasks
 from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
 
-MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID = 0, 1, 2
 _BUILD_VERSION = 1  # bump when the row layout or the split logic changes (invalidates caches)
 
 FEATURES = Features({
@@ -48,7 +49,7 @@ FEATURES = Features({
     "source": Value("string"),
 })
 _EMPTY = {"task_id": 0, "task_name": "", "input_grid": [], "output_grid": [], "image": b"", "image_shape": [],
-          "label": -100, "text": "", "text_target": "", "source": ""}
+          "label": IGNORE_INDEX, "text": "", "text_target": "", "source": ""}
 
 
 @dataclass

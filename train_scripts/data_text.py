@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from datasets import load_dataset
+
 KJV_PATH_ENV = "VISION_TRM_KJV_PATH"
 KJV_RANGE = "Gen1:1-Rev22:21"
 
@@ -94,8 +96,6 @@ def kjv_splits(path=None) -> dict[str, dict[str, str]]:
 
 def load_wikitext2(split: str = "train") -> dict[str, str]:
     """WikiText-2 (raw) through `datasets.load_dataset`; needs a reachable Hub or a local cache."""
-    from datasets import load_dataset
-
     dataset = load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split=split)
     return {"wikitext2": " ".join(line.strip() for line in dataset["text"] if line.strip())}
 

@@ -7,15 +7,23 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import evaluate
+import matplotlib
 import numpy as np
 import torch
+
+from vision_trm.configuration.conventions import IGNORE_INDEX, MODEL_INPUT_NAMES
+from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
+from vision_trm.processing import TRMProcessor
+
+matplotlib.use("Agg")  # files only: the scripts run on machines without a display
+import matplotlib.pyplot as plt  # noqa: E402
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 
 
 def load_metric(name: str):
-    import evaluate
-
+    """One of the repository's local `evaluate` modules (`evaluate.load("accuracy")` would fetch from the Hub)."""
     return evaluate.load(str(METRICS_DIR / name))
 
 
@@ -26,18 +34,15 @@ def _batches(dataset, batch_size: int):
 
 @torch.no_grad()
 def run_model(model, collator, rows):
-    batch = collator(rows)
-    batch.pop("row_sources", None)
+    """The collated batch (inputs and labels, on the model's device) and the model's outputs on its inputs."""
     device = next(model.parameters()).device
-    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    return batch, model(**batch)
+    batch = {k: v.to(device) for k, v in collator(rows).items() if torch.is_tensor(v)}
+    return batch, model(**{name: batch[name] for name in MODEL_INPUT_NAMES if name in batch})
 
 
-def predicted_grid(outputs, index: int) -> list[list[int]]:
-    """The grid head's answer for sample `index`: argmax colours cropped to the argmax height and width."""
-    height = int(outputs.grid_height_logits[index].argmax()) + 1
-    width = int(outputs.grid_width_logits[index].argmax()) + 1
-    return outputs.grid_logits[index].argmax(-1)[:height, :width].cpu().tolist()
+def predicted_grids(outputs) -> list[list[list[int]]]:
+    """The grid head's answer for every row of a batch, cropped to its predicted size."""
+    return [grid.tolist() for grid in TRMProcessor.post_process_grid(outputs.grid_predictions)]
 
 
 class PerStepAccuracy:
@@ -75,9 +80,9 @@ def evaluate_classification(model, collator, dataset, batch_size: int = 32, num_
 
 
 def _scored_tokens(batch):
-    """Tokens the decoder predicts, HF causal-LM style: labels[:, 1:] where not -100."""
+    """Tokens the decoder predicts, HF causal-LM style: labels[:, 1:] where not IGNORE_INDEX."""
     labels = batch["text_labels"][:, 1:]
-    return labels, labels != -100
+    return labels, labels != IGNORE_INDEX
 
 
 def unigram_log_probs(collator, train_rows, vocab_size: int, batch_size: int = 256) -> torch.Tensor:
@@ -98,11 +103,9 @@ def evaluate_text(model, collator, dataset, train_rows, batch_size: int = 32) ->
     for rows in _batches(dataset, batch_size):
         batch, outputs = run_model(model, collator, rows)
         labels, mask = _scored_tokens(batch)
-        logits = outputs.text_logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
-        nll = (nll * mask).sum(-1).cpu().double()
+        nll, counts = shifted_text_cross_entropy(outputs.text_logits, batch["text_labels"])
+        nll, counts = nll.cpu().double(), counts.cpu().tolist()
         base = (-unigram[labels.clamp_min(0).cpu()] * mask.cpu()).sum(-1)
-        counts = mask.sum(-1).cpu().tolist()
         metric.add_batch(nll_sums=nll.tolist(), token_counts=counts)
         baseline.add_batch(nll_sums=base.tolist(), token_counts=counts)
     model_result, base_result = metric.compute(), baseline.compute()
@@ -125,12 +128,12 @@ def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict
         batch, outputs = run_model(model, collator, rows)
         # Per-cell accuracy of each step's answer over the target's cells (a wrong size scores its overlap).
         targets = batch["grid_labels"].cpu()[:, None]
-        valid = targets != -100
+        valid = targets != IGNORE_INDEX
         right = ((outputs.step_grid_predictions.cpu() == targets) & valid).flatten(2).sum(-1)
         per_step.add(right / valid.flatten(2).sum(-1).clamp(min=1))
-        for index, row in enumerate(rows):
+        for row, predicted in zip(rows, predicted_grids(outputs)):
             target = json.dumps(row["output_grid"])
-            attempts = {"model": [predicted_grid(outputs, index)], "copy_input": [row["input_grid"]],
+            attempts = {"model": [predicted], "copy_input": [row["input_grid"]],
                         "majority_colour": [majority_colour_grid(row["input_grid"])]}
             for name, metric in scores.items():
                 metric.add(predictions=json.dumps(attempts[name]), references=target)
@@ -163,11 +166,6 @@ def format_table(results: dict) -> str:
 
 
 def plot_training_curves(log_history, path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = ["loss", "grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss",
             "eval_loss"]
     series = {k: [(e["step"], e[k]) for e in log_history if k in e and "step" in e] for k in keys}
@@ -203,17 +201,15 @@ def compute_metrics(eval_prediction) -> dict:
     (class_predictions, grid_predictions, text_nll, text_tokens), (labels, grid_labels) = (
         eval_prediction.predictions, eval_prediction.label_ids)
     metrics = {}
-    has_label = labels != -100
+    has_label = labels != IGNORE_INDEX
     if has_label.any():
         accuracy = load_metric("accuracy").compute(predictions=class_predictions[has_label],
                                                    references=labels[has_label])
         metrics["accuracy"] = accuracy["accuracy"]
-    has_grid = (grid_labels != -100).reshape(len(grid_labels), -1).any(-1)
+    has_grid = (grid_labels != IGNORE_INDEX).reshape(len(grid_labels), -1).any(-1)
     if has_grid.any():
-        predictions, references = [], []
-        for predicted, target in zip(grid_predictions[has_grid], grid_labels[has_grid]):
-            predictions.append(json.dumps([_crop(predicted, -1).tolist()]))
-            references.append(json.dumps(_crop(target, -100).tolist()))
+        predictions = [json.dumps([grid.tolist()]) for grid in TRMProcessor.post_process_grid(grid_predictions[has_grid])]
+        references = [json.dumps(grid.tolist()) for grid in TRMProcessor.post_process_grid(grid_labels[has_grid])]
         arc = load_metric("arc_exact_match").compute(predictions=predictions, references=references)
         metrics.update(arc_per_cell_accuracy=arc["per_cell_accuracy"], arc_exact_match=arc["exact_match"])
     if text_tokens.sum() > 0:
@@ -222,22 +218,8 @@ def compute_metrics(eval_prediction) -> dict:
     return metrics
 
 
-def _crop(grid: np.ndarray, pad: int) -> np.ndarray:
-    """The top-left rectangle of `grid` not marked `pad`."""
-    valid = grid != pad
-    height, width = int(valid.any(1).sum()), int(valid.any(0).sum())
-    return grid[:height, :width]
-
-
 def plot_evaluation(results: dict, model, path) -> Path | None:
     """Per-step (per-recursion) held-out accuracy, and how often each concept code was used in training."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     curves = {
         "Fashion-MNIST accuracy": results.get("fashion_mnist", {}).get("per_step_accuracy"),
@@ -250,7 +232,7 @@ def plot_evaluation(results: dict, model, path) -> Path | None:
     left.set(title="held-out accuracy after each supervision step", xlabel="supervision step (H x L cycles each)",
              ylabel="accuracy", ylim=(0, 1), xticks=range(1, steps + 1))
     left.legend()
-    concepts = getattr(model, "concepts", None)
+    concepts = model.base_model.concepts
     if concepts is not None and float(concepts.code_usage.sum()) > 0:
         usage = concepts.code_usage.detach().cpu().sort(descending=True).values
         right.bar(range(len(usage)), usage.numpy(), width=1.0)

