@@ -1,4 +1,4 @@
-"""Forward and forward+backward throughput of TRMModel, with model-FLOPs utilisation on a GPU.
+"""Forward and forward+backward throughput of TRMForMultitaskReasoning (the model Trainer trains), with model-FLOPs utilisation on a GPU.
 
     python benchmarks/bench_model.py                      # tiny preset on the CPU
     python benchmarks/bench_model.py --preset base --batch_size 64 --compile   # on a GPU: bf16, MFU
@@ -19,21 +19,22 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vision_trm.configuration import TRMConfig
-from vision_trm.modeling_trm import TRMModel
+from vision_trm.configuration import IGNORE_INDEX, MODALITY_GRID, MODALITY_IMAGE, MODALITY_TEXT, TRMConfig
+from vision_trm.modeling_trm import TRMForMultitaskReasoning
 
 
 def synthetic_batch(config: TRMConfig, batch_size: int, text_length: int, device) -> dict:
     """A mixed batch: a third grids, a third images, a third text, with every label a real step would carry."""
     generator = torch.Generator().manual_seed(0)
     side = config.max_grid_size
-    modality = torch.arange(batch_size) % 3
-    grid_labels = torch.full((batch_size, side, side), -100, dtype=torch.long)
-    grid_rows = modality == 2
+    modality = torch.tensor([MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID]).repeat(batch_size // 3 + 1)[:batch_size]
+    grid_labels = torch.full((batch_size, side, side), IGNORE_INDEX, dtype=torch.long)
+    grid_rows = modality == MODALITY_GRID
     grid_labels[grid_rows, :12, :12] = torch.randint(0, 10, (int(grid_rows.sum()), 12, 12), generator=generator)
-    labels = torch.where(modality == 1, torch.randint(0, config.num_labels, (batch_size,), generator=generator), -100)
+    labels = torch.where(modality == MODALITY_IMAGE,
+                         torch.randint(0, config.num_labels, (batch_size,), generator=generator), IGNORE_INDEX)
     text = torch.randint(3, config.text_vocab_size, (batch_size, text_length), generator=generator)
-    text_labels = torch.where((modality == 0)[:, None], text, torch.full_like(text, -100))
+    text_labels = torch.where((modality == MODALITY_TEXT)[:, None], text, torch.full_like(text, IGNORE_INDEX))
     batch = {
         "pixel_values": torch.randn(batch_size, 3, config.image_size, config.image_size, generator=generator),
         "modality_ids": modality,
@@ -97,7 +98,7 @@ def main() -> None:
     batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
     config = TRMConfig.from_preset(preset, max_text_length=max(args.text_length, 64))
     torch.manual_seed(0)
-    model = TRMModel(config).to(device)
+    model = TRMForMultitaskReasoning(config).to(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

