@@ -24,7 +24,7 @@ from .grids import (
 )
 from .image_processing_trm import TRMImageProcessor
 from .photos import array_to_float_rgb, photo_to_chw, pil_to_float_rgb
-from .processing_trm import TRMProcessor, expand_task, is_grid_like, validate_task
+from .processing_trm import TRMProcessor, is_grid_like, validate_task
 from .text_rendering import TextRenderer
 from .tokenization import VOCAB_SIZE, build_byte_tokenizer
 from .transforms import (

@@ -18,7 +18,6 @@ from ..configuration.conventions import ARC_PALETTE, IGNORE_INDEX, MAX_GRID_SIZE
 BACKGROUND_COLOR = (255, 255, 255)  # white: not an ARC colour
 BORDER_COLOR = (0, 128, 128)  # teal: not an ARC colour
 BORDER_INDEX = NUM_COLORS  # index of the border colour in the extended palette
-BACKGROUND_INDEX = NUM_COLORS + 1
 
 
 # The 10 ARC colours, then the border colour, then the background colour: uint8 [12, 3] (a constant).
@@ -32,11 +31,6 @@ _GREEN_TO_COLOR = np.full(256, -1, dtype=np.int64)
 _GREEN_TO_COLOR[ARC_PALETTE[:, 1]] = np.arange(NUM_COLORS)
 assert len(set(ARC_PALETTE[:, 1].tolist()) | {BORDER_COLOR[1], BACKGROUND_COLOR[1]}) == NUM_COLORS + 2
 assert len(set(BACKGROUND_COLOR)) == 1  # render_grid fills the background with one byte value
-
-
-def extended_palette() -> np.ndarray:
-    """The 10 ARC colours, then the border colour, then the background colour: uint8 [12, 3]."""
-    return EXTENDED_PALETTE.copy()
 
 
 def validate_grid(grid, max_size: int = MAX_GRID_SIZE) -> np.ndarray:

@@ -25,10 +25,6 @@ from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
 
-# What `__call__(..., return_bookkeeping=True)` adds: where each row came from, and what rendering had to cut.
-BOOKKEEPING_NAMES = (
-    "input_index", "test_index", "grid_sizes", "text_truncated", "text_continues", "text_empty", "target_truncated",
-)
 
 
 def is_grid_like(item) -> bool:
@@ -86,13 +82,6 @@ def _task_name(task: dict):
     if len(names) > 1:
         raise ValueError(f"ARC task has two different names, task_id={task['task_id']!r} and id={task['id']!r}")
     return names.pop() if names else None
-
-
-def expand_task(task) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The demonstration pairs of an ARC task as (input_grid, output_grid), then any test pair that has an
-    output — the (canvas, target) samples of data building."""
-    checked = validate_task(task)
-    return list(checked["train"]) + [(i, o) for i, o in checked["test"] if o is not None]
 
 
 class TRMProcessor(ProcessorMixin):

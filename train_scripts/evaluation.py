@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -250,7 +249,3 @@ def plot_evaluation(results: dict, model, path) -> Path | None:
 
 def finite_state_dict(model) -> bool:
     return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-
-
-def safe_float(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
