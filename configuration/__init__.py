@@ -6,6 +6,8 @@ and the layout of an exported Hub folder (`hub_export.py`). It imports nothing f
 `modeling_trm/`; both import from it.
 """
 
+from transformers import AutoConfig
+
 from .configuration_trm import HEAD_NAMES, PRESETS, TRMConfig
 from .conventions import (
     ARC_PALETTE,
@@ -19,6 +21,10 @@ from .conventions import (
     MODEL_INPUT_NAMES,
     NUM_COLORS,
 )
+
+# With the package installed, `AutoConfig` knows `vision_trm` folders without remote code (the Hub copy carries
+# `auto_map` and its own code for everyone else).
+AutoConfig.register(TRMConfig.model_type, TRMConfig, exist_ok=True)
 
 __all__ = [
     "TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES",

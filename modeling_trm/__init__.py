@@ -7,6 +7,9 @@ objective (deep supervision, halting targets, multi-task and concept terms), whi
 `TRMForImageClassification` apply; `TRMForN2NPretraining` is the adapter's own pre-training entry point.
 """
 
+from transformers import AutoModel, AutoModelForImageClassification, AutoModelForPreTraining
+
+from ..configuration import TRMConfig
 from .losses import TRMMultitaskLoss
 from .modeling_trm import (
     TRMForImageClassification,
@@ -16,6 +19,11 @@ from .modeling_trm import (
     TRMPreTrainedModel,
 )
 from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
+
+# Installed-package use of the Auto classes without remote code (see configuration/__init__.py).
+AutoModel.register(TRMConfig, TRMModel, exist_ok=True)
+AutoModelForPreTraining.register(TRMConfig, TRMForMultitaskReasoning, exist_ok=True)
+AutoModelForImageClassification.register(TRMConfig, TRMForImageClassification, exist_ok=True)
 
 __all__ = [
     "TRMModel",

@@ -8,6 +8,9 @@ inputs (`MODEL_INPUT_NAMES`) and label arrays only; bookkeeping on request. It a
 Imports `configuration/` (the shared conventions) and never `modeling_trm/`.
 """
 
+from transformers import AutoImageProcessor, AutoProcessor
+
+from ..configuration import TRMConfig
 from .grids import (
     ARC_PALETTE,
     BACKGROUND_COLOR,
@@ -42,5 +45,9 @@ from .transforms import (
     transform_task,
     validate_color_permutation,
 )
+
+# Installed-package use of the Auto classes without remote code (see configuration/__init__.py).
+AutoProcessor.register(TRMConfig, TRMProcessor, exist_ok=True)
+AutoImageProcessor.register(TRMConfig, slow_image_processor_class=TRMImageProcessor, exist_ok=True)
 
 __all__ = [name for name in dir() if not name.startswith("_")]
