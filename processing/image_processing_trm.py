@@ -81,12 +81,15 @@ class TRMImageProcessor(BaseImageProcessor):
         return render_grid(grid, self.canvas_size, scale=scale, offset=offset)
 
     def render_text(self, text: str) -> dict:
-        """First canvas of `text` with flags `truncated`, `continues`, `empty` (see text_rendering)."""
+        """First canvas of `text` with flags `truncated`, `continues`, `empty`, and `undrawable`: the "U+XXXX" of
+        each character on the canvas that no bundled font has (drawn as U+FFFD). A control character other than
+        "\\n", "\\r\\n" and "\\t" is a ValueError naming its code point and position (see text_rendering)."""
         if text is None:
             raise ValueError("text is None (use '' for a blank canvas)")
         return self.text_renderer.render(text)
 
     def render_text_pages(self, text: str) -> list[dict]:
+        """One dict like `render_text`'s per page of `text`; `continues` on every page but the last."""
         if text is None:
             raise ValueError("text is None (use '' for a blank canvas)")
         return self.text_renderer.render_pages(text)
