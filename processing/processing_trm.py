@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from .grids import pad_grid, unpad_grid, validate_grid
 from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -199,7 +202,7 @@ class TRMProcessor(ProcessorMixin):
             pages = ip.render_text_pages(item) if ip.text_overflow == "continue" else [ip.render_text(item)]
             for page in pages:
                 yield dict(canvas=page["canvas"], modality=MODALITY_TEXT, text_truncated=page["truncated"],
-                           text_continues=page["continues"], text_empty=page["empty"])
+                           text_continues=page["continues"], text_empty=page["empty"], undrawable=page["undrawable"])
             return
         if isinstance(item, dict):
             checked = validate_task(item)
@@ -271,7 +274,9 @@ class TRMProcessor(ProcessorMixin):
             task_ids: task-embedding id per input (int or None), overriding the name lookup in `task_vocabulary`.
             random_placement / seed: random grid scale and translation (training augmentation).
             return_bookkeeping: also return `input_index`, `test_index`, `grid_sizes` [B, 2], `text_truncated`,
-                `text_continues`, `text_empty` and (with text targets) `target_truncated`.
+                `text_continues`, `text_empty`, (with text targets) `target_truncated`, and
+                `undrawable_characters` (per row, the "U+XXXX" labels of characters no font could draw; they are
+                drawn as a replacement sign and logged as a warning either way).
         Returns:
             BatchFeature: `pixel_values` [B, 3, S, S] float32, `modality_ids` [B], `task_ids` [B]; `labels` [B] when
             labels are given; `grid_labels` [B, G, G] (G = the largest grid side, padded with -100) when any grid
@@ -306,11 +311,18 @@ class TRMProcessor(ProcessorMixin):
             data["grid_labels"] = self._grid_label_array(rows)
         if any(text is not None for text in text_targets):
             data.update(self._text_target_arrays([text_targets[row["input_index"]] for row in rows]))
+        undrawable = [row.get("undrawable", []) for row in rows]
+        if any(undrawable):
+            logger.warning("characters no font can draw were replaced by a sign: %s",
+                           sorted({ch for chars in undrawable for ch in chars}))
         if return_bookkeeping:
             data.update(self._bookkeeping(rows))
         elif "target_truncated" in data:
             del data["target_truncated"]
-        return BatchFeature(data, tensor_type=return_tensors)
+        batch = BatchFeature(data, tensor_type=return_tensors)
+        if return_bookkeeping:
+            batch["undrawable_characters"] = undrawable  # a list per row of "U+XXXX" labels (not a tensor)
+        return batch
 
     @staticmethod
     def _check_label(label, index: int):

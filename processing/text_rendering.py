@@ -34,17 +34,25 @@ import unicodedata
 from functools import lru_cache
 from io import BytesIO
 
-import matplotlib
-import noto_cjk_sans_jp_regular
 import numpy as np
-from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
-# Fallback fonts for characters the primary font lacks, in the order they are tried.
-FALLBACK_FONT_FILES = (
-    os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"),
-    str(noto_cjk_sans_jp_regular.FONT_PATH),
-)
+# The package depends on all three. A Hub copy of this file is also loaded by people who installed only transformers:
+# for them the fallback fonts are optional (transformers' remote-code import check skips `try` blocks), and a
+# character the primary font lacks is then drawn as the replacement sign and reported, never silently.
+FALLBACK_FONT_FILES = ()
+try:
+    import matplotlib
+    import noto_cjk_sans_jp_regular
+    from fontTools.ttLib import TTFont
+
+    # Fallback fonts for characters the primary font lacks, in the order they are tried.
+    FALLBACK_FONT_FILES = (
+        os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"),
+        str(noto_cjk_sans_jp_regular.FONT_PATH),
+    )
+except ImportError:
+    TTFont = None
 # Drawn in place of a character no font has (DejaVu Sans has it).
 REPLACEMENT_CHARACTER = "\ufffd"
 # Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): invisible by definition, so they are
@@ -91,6 +99,8 @@ def _font_code_points(font_file) -> frozenset[int]:
 @lru_cache(maxsize=None)
 def primary_code_points() -> frozenset[int]:
     """Code points the primary font (Pillow's embedded Aileron) maps to a glyph; the same at every size."""
+    if TTFont is None:
+        return frozenset(range(0x20, 0x7F))  # printable ASCII: what Aileron surely has
     source = ImageFont.load_default(size=10).path  # the embedded font's bytes, as Pillow loaded them
     return _font_code_points(BytesIO(source.getvalue()) if isinstance(source, BytesIO) else source)
 
@@ -157,7 +167,9 @@ class TextRenderer:
             return (None, 0, 0, 0.0, True)
         source = self._font_for(ch)
         if source == -1:
-            mask, ox, oy, advance, _ = self._glyph(REPLACEMENT_CHARACTER)
+            # "?" when no fallback font is installed (the primary font lacks the replacement sign itself).
+            replacement = REPLACEMENT_CHARACTER if self._font_for(REPLACEMENT_CHARACTER) != -1 else "?"
+            mask, ox, oy, advance, _ = self._glyph(replacement)
             return (mask, ox, oy, advance, False)
         font = self.font if source is None else self._fallback_font(source)
         advance = font.getlength(ch)

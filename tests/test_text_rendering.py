@@ -117,3 +117,31 @@ def test_cjk_text_wraps_by_character_inside_the_canvas(renderer):
 def test_mixed_script_rendering_is_deterministic():
     text = "Ελληνικά, Кириллица, 日本語, 한국어 — é"
     assert np.array_equal(canvas(TextRenderer(64), text), canvas(TextRenderer(64), text))
+
+
+def test_processor_reports_undrawable_characters_per_row_and_warns(caplog):
+    from vision_trm.processing import TRMProcessor
+
+    processor = TRMProcessor()
+    with caplog.at_level("WARNING"):
+        batch = processor(["plain", "smile \U0001F642 and \ue000"], return_bookkeeping=True)
+    assert batch["undrawable_characters"] == [[], ["U+1F642", "U+E000"]]
+    assert "U+1F642" in caplog.text
+    assert "undrawable_characters" not in processor(["smile \U0001F642"])
+
+
+def test_without_fallback_fonts_non_ascii_is_flagged_not_lost(monkeypatch):
+    """A Hub copy loaded without the optional font packages: the primary font only, every other character flagged."""
+    from vision_trm.processing import text_rendering
+
+    monkeypatch.setattr(text_rendering, "FALLBACK_FONT_FILES", ())
+    monkeypatch.setattr(text_rendering, "TTFont", None)
+    text_rendering.primary_code_points.cache_clear()
+    try:
+        result = text_rendering.TextRenderer(64).render("h\u00e9llo \u6f22")
+        ascii_only = text_rendering.TextRenderer(64).render("hello")
+    finally:
+        text_rendering.primary_code_points.cache_clear()
+    assert result["undrawable"] == ["U+00E9", "U+6F22"]
+    assert ascii_only["undrawable"] == []
+    assert not np.array_equal(np.asarray(result["canvas"]), np.asarray(ascii_only["canvas"]))
