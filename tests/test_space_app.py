@@ -1,6 +1,6 @@
-"""The Gradio Space, driven end to end: the app is started on localhost and each tab is called through
-`gradio_client` with the offline examples. The model is the real one (the demo checkpoint when present, else the
-tiny preset with random weights, which the page flags)."""
+"""The Gradio Space, driven end to end: a tiny checkpoint is saved in a temporary folder, the app loads it through
+`MODEL_ID` (Auto classes + the folder's remote code), is started on localhost and each tab is called through
+`gradio_client`. One test loads the committed demo checkpoint instead."""
 
 from __future__ import annotations
 
@@ -12,15 +12,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import gradio as gr  # noqa: E402
 import gradio_client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from vision_trm.configuration import TRMConfig  # noqa: E402
+from vision_trm.modeling_trm import TRMModel  # noqa: E402
+from vision_trm.processing import TRMProcessor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 APP_PATH = REPO / "spaces_app" / "app.py"
+LABELS = ["tee", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+
+
+def save_tiny_checkpoint(folder: Path) -> Path:
+    config = TRMConfig.from_preset("tiny", id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    torch.manual_seed(0)
+    TRMModel(config).save_pretrained(folder)
+    TRMProcessor.from_config(config).save_pretrained(folder)
+    return folder
 
 
 def load_app_module():
@@ -32,12 +48,20 @@ def load_app_module():
 
 
 @pytest.fixture(scope="module")
-def space():
-    saved = os.environ.pop("MODEL_ID", None)
+def checkpoint(tmp_path_factory) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny_checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def space(checkpoint):
+    saved = os.environ.get("MODEL_ID")
+    os.environ["MODEL_ID"] = str(checkpoint)
     try:
         app = load_app_module()
     finally:
-        if saved is not None:
+        if saved is None:
+            os.environ.pop("MODEL_ID")
+        else:
             os.environ["MODEL_ID"] = saved
     _, url, _ = app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app.LAUNCH_KWARGS)
     client = gradio_client.Client(url, verbose=False)
@@ -50,111 +74,120 @@ def _image(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _assert_canvas(app, path):
-    """The canvas the model read, enlarged by an integer factor for display."""
-    side = app.LOADED.model.config.image_size
-    canvas = _image(path)
-    assert canvas.shape[0] == canvas.shape[1] and canvas.shape[0] % side == 0 and canvas.shape[2] == 3
-    factor = canvas.shape[0] // side
-    assert np.array_equal(canvas, canvas[::factor, ::factor].repeat(factor, 0).repeat(factor, 1))
+def _gallery(items) -> list[tuple[np.ndarray, str]]:
+    return [(_image(item["image"]), item["caption"]) for item in items]
 
 
-def _decode_shown_grid(path) -> list[list[int]]:
-    """Reads a displayed grid image back with the processor's exact canvas decoder."""
-    from vision_trm.processing import decode_canvas
-
-    image = _image(path)
-    side = max(image.shape[:2])
-    canvas = np.full((side, side, 3), 255, np.uint8)
-    canvas[: image.shape[0], : image.shape[1]] = image
-    return decode_canvas(canvas).tolist()
+def _shown_canvas(app, canvas: np.ndarray) -> np.ndarray:
+    factor = app.CANVAS_DISPLAY_PX // canvas.shape[0]
+    return canvas.repeat(factor, 0).repeat(factor, 1)
 
 
-def _first_task(app) -> str:
-    return next(iter(app.bundled_tasks()))
-
-
-def _assert_grid(grid, size=None):
-    assert isinstance(grid, list) and grid and all(isinstance(row, list) for row in grid)
-    assert len({len(row) for row in grid}) == 1, "ragged grid"
-    assert all(isinstance(c, int) and 0 <= c <= 9 for row in grid for c in row)
-    if size is not None:
-        assert [len(grid), len(grid[0])] == list(size)
+def _first_task(app) -> tuple[str, dict]:
+    name, path = next(iter(app.bundled_tasks().items()))
+    return name, json.loads(path.read_text())
 
 
 # ------------------------------------------------------------------------------------------------------------ ARC
 
 
-def test_arc_bundled_example(space):
+def test_arc_bundled_example(space, checkpoint):
     app, client = space
-    name = next(iter(app.bundled_tasks()))
-    task = json.loads(app.bundled_tasks()[name].read_text())
+    name, task = _first_task(app)
     status, pairs, test_input, prediction, expected, steps, details, canvas = client.predict(
         name, "", 0, api_name="/run_arc"
     )
-    assert f"Task **{name}**" in status and "Halting fired at step" in status
-    for path in (pairs, test_input, prediction, expected, steps, canvas):
-        assert _image(path).ndim == 3
-    config = app.LOADED.model.config
-    _assert_canvas(app, canvas)
-    _assert_grid(details["predicted_grid"], details["predicted_size"])
+    draw = app.PROCESSOR.draw_grid
+    # The same answer as the package's own model class loaded from the same folder, through the processor.
+    reference = TRMModel.from_pretrained(checkpoint).eval()
+    batch = TRMProcessor.from_pretrained(checkpoint)([{**task, "task_id": name}])
+    with torch.no_grad():
+        outputs = reference(pixel_values=batch["pixel_values"][:1], modality_ids=batch["modality_ids"][:1],
+                            task_ids=batch["task_ids"][:1])
+    assert details["predicted_grid"] == app.PROCESSOR.post_process_grid(outputs.grid_predictions)[0].tolist()
+    assert details["halting_step"] == int(outputs.halting_steps[0])
+    steps_expected = app.PROCESSOR.post_process_grid(outputs.step_grid_predictions[0])
+    assert details["step_grids"] == [grid.tolist() for grid in steps_expected]
     assert details["expected_grid"] == task["test"][0]["output"]
     assert details["exact_match"] == (details["predicted_grid"] == details["expected_grid"])
-    assert 1 <= details["num_steps"] <= config.deep_supervision_steps
-    assert len(details["step_grids"]) == details["num_steps"]
-    assert 1 <= details["halting_step"] <= details["num_steps"]
-    for grid in details["step_grids"]:
-        _assert_grid(grid)
-    # The answer at the halting step is the answer shown.
-    assert details["step_grids"][details["halting_step"] - 1] == details["predicted_grid"]
-    # The images show exactly these grids.
-    assert _decode_shown_grid(prediction) == details["predicted_grid"]
-    assert _decode_shown_grid(expected) == details["expected_grid"]
-    assert _decode_shown_grid(test_input) == task["test"][0]["input"]
-    # Same answer as running the model directly (the UI does not alter it).
-    direct = app.run_arc_task(app.LOADED, app.validate_task(task), 0, name)
-    assert direct["predicted_grid"] == details["predicted_grid"]
+    halted = details["halting_step"]
+    assert f"Task **{name}**" in status and f"Halting fired at step {halted} of {len(steps_expected)}" in status
+    # The images are the processor's drawings of exactly these grids.
+    assert np.array_equal(_image(prediction), draw(details["predicted_grid"]))
+    assert np.array_equal(_image(expected), draw(task["test"][0]["output"]))
+    assert np.array_equal(_image(test_input), draw(task["test"][0]["input"]))
+    assert np.array_equal(_image(canvas), _shown_canvas(app, app.PROCESSOR.image_processor.render_grid(
+        task["test"][0]["input"])))
+    shown_pairs = _gallery(pairs)
+    assert [caption for _, caption in shown_pairs] == [f"pair {k}: input → output" for k in range(1, len(task["train"]) + 1)]
+    first_in = draw(task["train"][0]["input"], 150)
+    assert np.array_equal(shown_pairs[0][0][: first_in.shape[0], : first_in.shape[1]], first_in)
+    shown_steps = _gallery(steps)
+    assert [caption.endswith("· halt") for _, caption in shown_steps] == [
+        s == halted for s in range(1, len(steps_expected) + 1)
+    ]
+    for (image, _), grid in zip(shown_steps, steps_expected):
+        assert np.array_equal(image, draw(grid, 120))
 
 
-def test_arc_pasted_task_with_two_test_inputs(space):
+def test_arc_pasted_task_runs_the_chosen_test_input(space):
     app, client = space
     task = {
         "train": [{"input": [[1, 0], [0, 0]], "output": [[0, 1], [0, 0]]}],
         "test": [{"input": [[2, 0], [0, 0]]}, {"input": [[0, 0, 3]], "output": [[3, 0, 0]]}],
     }
-    status, *_, details, _ = client.predict(_first_task(app), json.dumps(task), 1, api_name="/run_arc")
-    assert "test input 1" in status
-    assert details["task"] == "uploaded" and details["expected_grid"] == [[3, 0, 0]]
-    _assert_grid(details["predicted_grid"], details["predicted_size"])
+    name, _ = _first_task(app)
+    status, _, test_input, _, expected, _, details, canvas = client.predict(name, json.dumps(task), 1, api_name="/run_arc")
+    assert "Task **uploaded**, test input 1" in status
+    assert details["expected_grid"] == [[3, 0, 0]]
+    assert np.array_equal(_image(test_input), app.PROCESSOR.draw_grid([[0, 0, 3]]))
+    assert np.array_equal(_image(canvas), _shown_canvas(app, app.PROCESSOR.image_processor.render_grid([[0, 0, 3]])))
+    alone = app.predict_arc(app.MODEL, app.PROCESSOR, {"train": task["train"], "test": [task["test"][1]]}, 0)
+    assert details["predicted_grid"] == alone["prediction"].tolist()
 
 
-@pytest.mark.parametrize(
-    "task_json, index, message",
-    [
-        ("{not json", 0, "not valid JSON"),
-        ('{"train": [], "test": [{"input": [[1]]}]}', 0, 'non-empty "train"'),
-        ("[1, 2, 3]", 0, "JSON object"),
-        ('{"train": [{"input": [[1, 12]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "colour 12"),
-        ('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "ragged"),
-        ('{"train": [{"input": [[1.5]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "integers 0-9"),
-        ('{"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]}', 0, 'no "output"'),
-        ('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 3, "index 3 does not exist"),
-        (json.dumps({"train": [{"input": [[1] * 31], "output": [[1]]}], "test": [{"input": [[1]]}]}), 0, "30x30"),
-    ],
-)
-def test_arc_bad_input_gets_a_message(space, task_json, index, message):
+BAD_TASKS = [
+    ("{not json", 0, "not valid JSON: Expecting property name"),
+    ("[1, 2, 3]", 0, "must be a dict with 'train' and 'test'"),
+    ('{"train": [], "test": [{"input": [[1]]}]}', 0, "'train' is empty"),
+    ('{"train": [{"input": [[1, 12]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, r"train\[0\]: colour"),
+    ('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "ragged"),
+    ('{"train": [{"input": [[1.5]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 0, "non-integer cell"),
+    ('{"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]}', 0, "mismatched pair"),
+    ('{"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]]}]}', 3, "index 3 does not exist"),
+    (json.dumps({"train": [{"input": [[1] * 31], "output": [[1]]}], "test": [{"input": [[1]]}]}), 0, "over 30x30"),
+    (json.dumps({"train": [{"input": [[1]], "output": [[1]]}] * 11, "test": [{"input": [[1]]}]}), 0, "11 demo"),
+    ('{"id": "' + "a" * 1_000_000 + '"}', 0, "larger than 1000 kB"),
+]
+
+
+@pytest.mark.parametrize("task_json, index, message", BAD_TASKS, ids=[message for _, _, message in BAD_TASKS])
+def test_arc_bad_task_names_the_problem(space, task_json, index, message):
     app, client = space
-    status, *rest = client.predict(_first_task(app), task_json, index, api_name="/run_arc")
-    assert status.startswith("⚠️ **Invalid input:**") and message in status, status
-    assert "Traceback" not in status
-    assert all(value is None for value in rest)
+    with pytest.raises(AppError, match=message):
+        client.predict(_first_task(app)[0], task_json, index, api_name="/run_arc")
 
 
 def test_arc_task_names_never_become_paths(space):
     app, _ = space
     for name in ("../../../etc/passwd", "/etc/passwd", "examples/arc/00576224.json"):
-        with pytest.raises(app.InputError, match="Unknown task"):
+        with pytest.raises(gr.Error, match="Unknown task"):
             app.load_named_task(name)
+
+
+def test_task_file_upload_is_read_with_limits(space, tmp_path):
+    app, _ = space
+    good = tmp_path / "task.json"
+    good.write_text(json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}))
+    assert json.loads(app.read_task_file(str(good)))["test"][0]["input"] == [[1]]
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(gr.Error, match="not UTF-8"):
+        app.read_task_file(str(bad))
+    big = tmp_path / "big.json"
+    big.write_text(" " * (app.MAX_JSON_BYTES + 1))
+    with pytest.raises(gr.Error, match="larger than"):
+        app.read_task_file(str(big))
 
 
 # ---------------------------------------------------------------------------------------------------------- Image
@@ -163,79 +196,63 @@ def test_arc_task_names_never_become_paths(space):
 def test_image_example(space):
     app, client = space
     example = sorted(app.IMAGE_EXAMPLES_DIR.glob("*.png"))[0]
-    status, label, gate, canvas, details = client.predict(
-        gradio_client.handle_file(str(example)), api_name="/classify_image"
-    )
-    config = app.LOADED.model.config
+    status, label, gate, canvas, details = client.predict(gradio_client.handle_file(str(example)),
+                                                         api_name="/classify_image")
     confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
-    assert len(confidences) == config.num_labels
-    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
-    assert label["label"] == max(confidences, key=confidences.get)
-    assert sum(details["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    assert "Top class" in status and "Fusion gate" in gate
-    if details["fusion_gate"] is not None:
-        assert all(0.0 <= g <= 1.0 for g in details["fusion_gate"])
-    _assert_canvas(app, canvas)
+    assert set(confidences) == set(LABELS)  # the checkpoint's id2label names
+    direct = app.classify(app.MODEL, app.PROCESSOR, Image.open(example))
+    assert confidences == pytest.approx(direct["probabilities"], abs=1e-5)
+    assert label["label"] == max(direct["probabilities"], key=direct["probabilities"].get)
+    assert f"Top class: **{label['label']}**" in status
+    assert gate == app.describe_gate(direct["fusion_gate"])
+    assert np.array_equal(_image(canvas), direct["canvas"])
+    assert canvas and _image(canvas).shape == (256, 256, 3)
 
 
-def test_image_too_large_gets_a_message(space, tmp_path):
+def test_fusion_gate_is_described(space):
+    app, _ = space
+    assert "single vision path" in app.describe_gate(None)
+    assert "g = 0.250" in app.describe_gate([0.25])
+    assert "per token (2): min 0.100, max 0.300, mean g = 0.200" in app.describe_gate([0.1, 0.3])
+
+
+def _save_bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return gradio_client.handle_file(str(path))
+
+
+def test_corrupt_image_names_the_problem(space, tmp_path):
+    app, client = space
+    with pytest.raises(AppError, match="not a readable image: cannot identify image file"):
+        client.predict(_save_bytes(tmp_path / "noise.png", b"definitely not a PNG" * 50), api_name="/classify_image")
+    whole = tmp_path / "whole.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(whole)
+    cut = whole.read_bytes()[: whole.stat().st_size // 2]
+    with pytest.raises(AppError, match="not a readable image"):
+        client.predict(_save_bytes(tmp_path / "cut.png", cut), api_name="/classify_image")
+
+
+@pytest.mark.parametrize("side", [5000, 6000])  # over PIL's warning limit / over its error limit (twice the pixels)
+def test_decompression_bomb_names_the_problem(space, tmp_path, side):
+    app, client = space
+    assert app.MAX_IMAGE_PIXELS < side * side
+    path = tmp_path / "bomb.png"
+    Image.new("L", (side, side)).save(path)
+    assert path.stat().st_size < 200_000  # small on disk, huge once decoded
+    with pytest.raises(AppError, match="possible decompression bomb"):
+        client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
+
+
+def test_image_too_large_names_the_limit(space, tmp_path):
     app, client = space
     path = tmp_path / "wide.png"
     Image.new("RGB", (app.MAX_IMAGE_SIDE + 10, 4)).save(path)
-    status, *rest = client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
-    assert "largest side allowed" in status
-    label, gate, canvas, details = rest
-    assert not label and gate is None and canvas is None and details is None
-
-
-# ----------------------------------------------------------------------------------------------------------- Text
-
-
-def test_text_example(space):
-    app, client = space
-    status, canvas, continuation, details = client.predict(app.TEXT_EXAMPLES[0], 8, api_name="/continue_text")
-    config = app.LOADED.model.config
-    _assert_canvas(app, canvas)
-    assert isinstance(continuation, str)
-    assert 0 <= len(details["token_ids"]) <= 8
-    assert all(0 <= t < config.text_vocab_size for t in details["token_ids"])
-    assert continuation == app.LOADED.processor.decode_text(details["token_ids"])
-    assert f"Generated {len(details['token_ids'])} token(s)" in status
-
-
-def test_text_limits_get_a_message(space):
-    app, client = space
-    status, *rest = client.predict("x" * (app.MAX_TEXT_CHARS + 1), 4, api_name="/continue_text")
-    assert "limit is" in status and all(value is None for value in rest)
-
-
-# ---------------------------------------------------------------------------------------------------- loading
-
-
-def test_unloadable_model_id_falls_back_with_a_banner(space):
-    app, _ = space
-    loaded = app.load_model_and_processor("/nonexistent/vision-trm-checkpoint")
-    assert loaded.banner and "could not load `/nonexistent/vision-trm-checkpoint`" in loaded.banner
-    if not (app.DEMO_CHECKPOINT / "config.json").is_file():
-        assert "Untrained demo weights" in loaded.banner
-
-
-def test_model_id_loads_a_saved_folder_with_remote_code(space, tmp_path):
-    app, _ = space
-    model, processor = app.build_untrained_tiny(seed=1)
-    model.save_pretrained(tmp_path)
-    processor.save_pretrained(tmp_path)
-    loaded = app.load_model_and_processor(str(tmp_path))
-    assert loaded.source == str(tmp_path) and loaded.banner is None
-    assert type(loaded.model).__module__.startswith("transformers_modules")  # the folder's own (remote) code
-    assert type(loaded.processor).__name__ == "TRMProcessor"
-    task = app.validate_task(json.loads(next(iter(app.bundled_tasks().values())).read_text()))
-    expected = app.run_arc_task(app.LoadedModel(model, processor, "in-process"), task, 0)
-    assert app.run_arc_task(loaded, task, 0)["predicted_grid"] == expected["predicted_grid"]
+    with pytest.raises(AppError, match="largest side allowed is 4096 px"):
+        client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
 
 
 def test_uploads_over_the_size_limit_are_refused(space, tmp_path):
-    app, client = space
+    _, client = space
     path = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)).save(path)
     assert path.stat().st_size > 2_000_000  # over MAX_UPLOAD_SIZE
@@ -243,17 +260,97 @@ def test_uploads_over_the_size_limit_are_refused(space, tmp_path):
         client.predict(gradio_client.handle_file(str(path)), api_name="/classify_image")
 
 
-def test_task_file_upload_is_validated(space, tmp_path):
+# ----------------------------------------------------------------------------------------------------------- Text
+
+
+def test_text_example(space):
+    app, client = space
+    text = app.TEXT_EXAMPLES[0]
+    status, canvas, continuation, details = client.predict(text, 8, api_name="/continue_text")
+    processor, model = app.PROCESSOR, app.MODEL
+    assert np.array_equal(_image(canvas), _shown_canvas(app, processor.image_processor.render_text(text)["canvas"]))
+    generated = details["token_ids"]
+    assert 0 <= len(generated) <= 8 and continuation == processor.decode_text(generated)
+    assert f"Generated {len(generated)} token(s)" in status and "cannot draw" not in status
+    # Greedy: teacher-forcing the shown tokens, each is the argmax after its prefix (then EOS, if it stopped early).
+    batch = processor([text])
+    prefix = torch.tensor([[processor.tokenizer.bos_token_id] + generated])
+    with torch.no_grad():
+        logits = model(pixel_values=batch["pixel_values"], modality_ids=batch["modality_ids"],
+                       task_ids=batch["task_ids"], decoder_input_ids=prefix,
+                       decoder_attention_mask=torch.ones_like(prefix)).text_logits[0]
+    greedy = logits.argmax(-1).tolist()
+    assert greedy[: len(generated)] == generated
+    if len(generated) < 8:
+        assert greedy[len(generated)] == processor.tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize(
+    "text, tokens, message",
+    [("x" * 2001, 4, "the limit is 2000"), ("", 4, "Type some text"), ("hi", 0, "less than minimum value 1"),
+     ("hi", 65, "greater than maximum value 64")],
+)
+def test_text_limits_name_the_problem(space, text, tokens, message):
+    _, client = space
+    with pytest.raises(AppError, match=message):
+        client.predict(text, tokens, api_name="/continue_text")
+
+
+def test_undrawable_characters_are_warned_about(space, monkeypatch):
+    app, client = space
+    processor_class = type(app.PROCESSOR)
+    original = processor_class.__call__
+
+    def reporting_undrawable(self, *args, **kwargs):
+        batch = original(self, *args, **kwargs)
+        if kwargs.get("return_bookkeeping"):
+            batch["undrawable_characters"] = [["☃", "𝄞"]]
+        return batch
+
+    monkeypatch.setattr(processor_class, "__call__", reporting_undrawable)
+    status, *_ = client.predict("a snowman ☃ and a clef 𝄞", 2, api_name="/continue_text")
+    assert "⚠️ The font cannot draw '☃', '𝄞'" in status
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def test_model_id_loads_a_saved_folder_with_its_remote_code(space, checkpoint, monkeypatch):
     app, _ = space
-    read_upload = app.make_handlers(app.LOADED)[2]
-    good = tmp_path / "task.json"
-    good.write_text(json.dumps({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}))
-    status, text = read_upload(str(good))
-    assert "loaded" in status and json.loads(text)["test"][0]["input"] == [[1]]
-    bad = tmp_path / "bad.json"
-    bad.write_bytes(b"\xff\xfe\x00binary")
-    status, text = read_upload(str(bad))
-    assert "not UTF-8" in status and text is None
-    big = tmp_path / "big.json"
-    big.write_text(" " * (app.MAX_JSON_BYTES + 1))
-    assert "larger than" in read_upload(str(big))[0]
+    monkeypatch.setenv("MODEL_ID", str(checkpoint))
+    model, processor, source = app.load_model_and_processor()
+    assert source == str(checkpoint)
+    assert type(model).__module__.startswith("transformers_modules")  # the folder's own (remote) code
+    assert type(processor).__module__.startswith("transformers_modules") and type(processor).__name__ == "TRMProcessor"
+    _, task = _first_task(app)
+    package_model = TRMModel.from_pretrained(checkpoint).eval()
+    expected = app.predict_arc(package_model, TRMProcessor.from_pretrained(checkpoint), task, 0)
+    assert np.array_equal(app.predict_arc(model, processor, task, 0)["prediction"], expected["prediction"])
+
+
+def test_unloadable_model_id_fails_naming_it(space):
+    app, _ = space
+    with pytest.raises(RuntimeError, match="Could not load MODEL_ID='/nonexistent/vision-trm'"):
+        app.load_model_and_processor("/nonexistent/vision-trm")
+
+
+def test_no_model_at_all_fails_with_a_message(space, tmp_path, monkeypatch):
+    app, _ = space
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    monkeypatch.setattr(app, "DEMO_CHECKPOINT", tmp_path / "missing")
+    with pytest.raises(RuntimeError, match="MODEL_ID is not set"):
+        app.load_model_and_processor()
+
+
+def test_demo_checkpoint_loads_with_the_package_classes(space, monkeypatch):
+    app, _ = space
+    assert not sorted(app.DEMO_CHECKPOINT.glob("*.py")), "the demo folder holds weights and files, no code"
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    model, processor, source = app.load_model_and_processor()
+    assert source == "demo_checkpoint" and type(model) is TRMModel and type(processor) is TRMProcessor
+    name, task = _first_task(app)
+    result = app.predict_arc(model, processor, {**task, "task_id": name}, 0)
+    assert result["prediction"].ndim == 2 and 1 <= result["halting_step"] <= model.config.deep_supervision_steps
+    image = sorted(app.IMAGE_EXAMPLES_DIR.glob("*.png"))[0]
+    probabilities = app.classify(model, processor, Image.open(image))["probabilities"]
+    assert set(probabilities) == set(model.config.id2label.values()) and "Ankle boot" in probabilities
