@@ -66,7 +66,9 @@ class ModelArguments:
     lora_backbone: bool = field(default=False, metadata={"help": "PEFT LoRA on the pretrained tower."})
     lora_r: int = 8
     lora_alpha: int = 16
-    merge_lora: bool = field(default=True, metadata={"help": "Also write the merged model to output_dir."})
+    merge_lora: bool = field(default=True, metadata={"help": "Write (and evaluate) the model with the LoRA update "
+                                                             "merged into output_dir; with False, the model without "
+                                                             "it (the adapter stays in output_dir/lora_adapter)."})
     inject_nan_at_step: int = field(default=-1, metadata={"help": "Test hook: make the loss NaN at this step."})
 
 
