@@ -25,10 +25,9 @@ class TRMTrainer(Trainer):
       the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
     """
 
-    def __init__(self, *args, phase: str = "e2e", inject_nan_at_step: int = -1, **kwargs):
+    def __init__(self, *args, phase: str = "e2e", **kwargs):
         super().__init__(*args, **kwargs)
         self.phase = phase
-        self.inject_nan_at_step = inject_nan_at_step
         self._extra_sums: dict[str, float] = {}
         self._extra_counts: dict[str, int] = {}
         self._micro_batch = 0
@@ -46,9 +45,6 @@ class TRMTrainer(Trainer):
         loss = outputs["loss"]
         if model.training:
             self._micro_batch += 1
-            step = self.state.global_step + 1
-            if step == self.inject_nan_at_step:  # test hook: simulate a diverging batch
-                loss = loss * float("nan")
             if not torch.isfinite(loss.detach()).all():
                 raise NonFiniteLossError(self._where(f"non-finite loss ({loss.item()})", sources))
             self._record(outputs)
