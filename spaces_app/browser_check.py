@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import json
 import os
 import select
@@ -44,8 +45,14 @@ class ChromiumPipe:
         self._res_read, res_write = os.pipe()
 
         def wire_fds():  # in the child: fd 3 = commands to Chromium, fd 4 = its replies
-            os.dup2(cmd_read, 3)
-            os.dup2(res_write, 4)
+            # From a plain shell (only fds 0-2 open) the pipe ends themselves land on 3-6: a dup2 of fd 3 onto
+            # itself would leave it close-on-exec (Chromium then has no fd 3 and we get BrokenPipeError), and the
+            # second dup2 could overwrite an end not yet copied. So copy both ends above 4 first (close-on-exec, so
+            # the copies do not leak), then onto 3 and 4 (a dup2 onto another fd makes the target inheritable).
+            commands = fcntl.fcntl(cmd_read, fcntl.F_DUPFD_CLOEXEC, 5)
+            replies = fcntl.fcntl(res_write, fcntl.F_DUPFD_CLOEXEC, 5)
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
 
         self.process = subprocess.Popen(
             [chromium, *flags, "--remote-debugging-pipe", "about:blank"],

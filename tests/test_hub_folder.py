@@ -1,59 +1,21 @@
 """The saved folder loads with trust_remote_code in a clean process that cannot import this package."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from clean_process import CLEAN_MARKER, run_clean
 from test_model import make_batch, tiny_clip_config, tiny_config
 from vision_trm.modeling_trm import TRMModel
-from vision_trm.modeling_trm.hub_export import flatten_imports
+from vision_trm.configuration.hub_export import flatten_imports
 from vision_trm.processing import TRMProcessor
 
 PROCESSOR_INPUTS = ["a line of text", [[1, 2, 3], [4, 5, 6]]]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# Runs in the child: hides this repository and the installed `vision_trm` package, so only the flat folder's
-# own code can be used.
-CLEAN_LOADER = textwrap.dedent(
-    """
-    import importlib.abc, os, sys
-    repo = os.path.realpath(sys.argv[1])
-    sys.path[:] = [p for p in sys.path if p and not os.path.realpath(p).startswith(repo)]
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "vision_trm" or name.startswith("vision_trm."):
-                raise ImportError("the clean process must not import vision_trm")
-            return None
-
-    sys.meta_path.insert(0, BlockPackage())
-    """
-)
-
-
-def run_clean(script: str, repo: Path, folder: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HOME=str(tmp_path / "hf_home"))
-    code = CLEAN_LOADER + textwrap.dedent(script)
-    return subprocess.run(
-        [sys.executable, "-c", code, str(repo), str(folder)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
 
 def export_elsewhere(model: TRMModel, tmp_path: Path) -> Path:
     saved = tmp_path / "saved"
@@ -132,11 +94,11 @@ def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
         torch.testing.assert_close(out.class_logits, expected_class)
         print("OUTPUTS_MATCH")
         """,
-        REPO_ROOT,
         folder,
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert CLEAN_MARKER in result.stdout
     assert "REFUSED_WITHOUT_TRUST" in result.stdout
     assert "OUTPUTS_MATCH" in result.stdout
     assert "PROCESSOR_MATCHES" in result.stdout

@@ -1,14 +1,13 @@
 """TRMProcessor: mixed batches, bad inputs, photos, text, tokenizer, save/load round trip."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from clean_process import CLEAN_MARKER, run_clean
 from vision_trm.configuration.configuration_trm import TRMConfig
 from vision_trm.processing import (
     TRMImageProcessor,
@@ -262,19 +261,23 @@ def test_processor_save_load_round_trip(tmp_path, processor):
 
 
 def test_remote_code_export_loads_in_clean_process(tmp_path, processor):
-    processor.save_pretrained(tmp_path)  # writes the flat code files and auto_map itself
-    code = (
-        "import sys; from transformers import AutoProcessor;"
-        f"p = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True);"
-        "assert p.__class__.__module__.startswith('transformers_modules'), p.__class__.__module__;"
-        "assert p.task_vocabulary == {'abc': 1, 'def': 2};"
-        "out = p([[[1, 2]], 'hi']); print(tuple(out['pixel_values'].shape))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")},
+    folder = tmp_path / "processor"
+    processor.save_pretrained(folder)  # writes the flat code files and auto_map itself
+    result = run_clean(
+        """
+        from transformers import AutoProcessor
+        p = AutoProcessor.from_pretrained(sys.argv[2], trust_remote_code=True)
+        assert p.__class__.__module__.startswith("transformers_modules"), p.__class__.__module__
+        assert p.task_vocabulary == {"abc": 1, "def": 2}
+        out = p([[[1, 2]], "hi"])
+        print(tuple(out["pixel_values"].shape))
+        """,
+        folder,
+        tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert CLEAN_MARKER in result.stdout
     assert "(2, 3, 64, 64)" in result.stdout
 
 

@@ -5,17 +5,17 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+import vision_trm.train_scripts.run_multimodal as run_multimodal
+from vision_trm.train_scripts.run_multimodal import main
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-from train_scripts.run_multimodal import main  # noqa: E402
 
 TINY = json.dumps({"concept_vocab_size": 32, "planner_num_paths": 2, "vit_num_layers": 1, "adapter_num_layers": 1})
 
@@ -48,46 +48,102 @@ def test_loss_decreases(tmp_path, cache):
     assert (out / "training_curves.png").is_file()
 
 
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path, cache):
+# The killed run: steps after checkpoint-4 take seconds, so the kill lands after that checkpoint is complete and
+# long before the run could finish on its own.
+SLOW_AFTER_CHECKPOINT = textwrap.dedent(
+    """
+    import sys, time
+    import vision_trm.train_scripts.run_multimodal as run_multimodal
+
+    class SlowAfterCheckpoint(run_multimodal.TRMTrainer):
+        def training_step(self, *args, **kwargs):
+            if self.state.global_step >= 4:
+                time.sleep(5)
+            return super().training_step(*args, **kwargs)
+
+    run_multimodal.TRMTrainer = SlowAfterCheckpoint
+    run_multimodal.main(sys.argv[1:])
+    """
+)
+
+
+def wait_for_complete_checkpoint(process, checkpoint: Path, step: int, timeout_s: float = 180) -> bool:
+    """True once `checkpoint`'s trainer_state.json (the last file Trainer writes) holds `step` in full."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == step:
+                return True
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+class StepRecorder(run_multimodal.TRMTrainer):
+    """Records the global step each training step starts from."""
+
+    started_at: list[int] = []
+
+    def training_step(self, *args, **kwargs):
+        StepRecorder.started_at.append(self.state.global_step)
+        return super().training_step(*args, **kwargs)
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, cache, monkeypatch):
     full = tmp_path / "full"
     main(args(full, cache))
     reference = losses(full)
 
     killed = tmp_path / "killed"
-    code = ("import sys; sys.path.insert(0, %r); from train_scripts.run_multimodal import main; main(%r)"
-            % (str(ROOT), args(killed, cache)))
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     checkpoint = killed / "checkpoint-4"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if (checkpoint / "trainer_state.json").is_file() and (checkpoint / "rng_state.pth").is_file():
-            time.sleep(0.5)
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.2)
-    process.wait(timeout=60)
-    assert checkpoint.is_dir()
-    for leftover in (killed / "checkpoint-8", killed / "model.safetensors"):  # in case it finished first
-        if leftover.is_dir():
-            import shutil
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", SLOW_AFTER_CHECKPOINT, *args(killed, cache)], cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        checkpoint_complete = wait_for_complete_checkpoint(process, checkpoint, step=4)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    child_log = (tmp_path / "killed.log").read_text()[-3000:]
+    assert checkpoint_complete, f"checkpoint-4 never completed before the child ended:\n{child_log}"
+    assert process.returncode == -signal.SIGKILL, f"the child was not killed (exit {process.returncode}):\n{child_log}"
+    assert not (killed / "checkpoint-8").exists() and not (killed / "model.safetensors").exists()
 
-            shutil.rmtree(leftover)
-        elif leftover.exists():
-            leftover.unlink()
-
+    StepRecorder.started_at = []
+    monkeypatch.setattr(run_multimodal, "TRMTrainer", StepRecorder)
     main(args(killed, cache, "--resume_from_checkpoint", str(checkpoint)))
+    assert StepRecorder.started_at == [4, 5, 6, 7]  # resumed from the checkpoint's step, not from step 0
     resumed = losses(killed)
     assert 8 in resumed and 5 in resumed
     for step in (5, 6, 7, 8):
         assert resumed[step] == pytest.approx(reference[step], rel=1e-4, abs=1e-4), (step, resumed, reference)
 
 
-def test_nan_loss_stops_with_step_and_batch_and_writes_no_nan_weights(tmp_path, cache, capsys):
+def make_loss_nan(module, args, output):
+    output["loss"] = output["loss"] * float("nan")
+    return output
+
+
+class DivergesAtStepSix(run_multimodal.TRMTrainer):
+    """Simulates a diverging batch: at optimizer step 6 a forward hook turns the model's loss into NaN (NaN pixels
+    would not do: the model refuses non-finite inputs before computing anything)."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.state.global_step + 1 != 6:
+            return super().training_step(model, inputs, num_items_in_batch)
+        hook = model.register_forward_hook(make_loss_nan)
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            hook.remove()
+
+
+def test_nan_loss_stops_with_step_and_batch_and_writes_no_nan_weights(tmp_path, cache, capsys, monkeypatch):
+    monkeypatch.setattr(run_multimodal, "TRMTrainer", DivergesAtStepSix)
     out = tmp_path / "nan"
-    result = main(args(out, cache, "--inject_nan_at_step", "6", "--save_steps", "2"))
+    result = main(args(out, cache, "--save_steps", "2"))
     message = result["error"]
-    assert "optimizer step 6" in message and "micro-batch" in message and "no NaN weights" in message
+    assert "non-finite loss" in message and "optimizer step 6" in message and "micro-batch" in message
+    assert "no NaN weights" in message
     assert "NaN guard" in capsys.readouterr().err
     assert not (out / "model.safetensors").exists()  # the final model is not written
     from safetensors.torch import load_file
@@ -97,6 +153,11 @@ def test_nan_loss_stops_with_step_and_batch_and_writes_no_nan_weights(tmp_path, 
     for checkpoint in checkpoints:
         weights = load_file(checkpoint / "model.safetensors")
         assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
+
+
+def test_inject_nan_hook_is_not_a_command_line_flag():
+    with pytest.raises(ValueError, match="inject_nan_at_step"):
+        run_multimodal.parse_arguments(["--inject_nan_at_step", "6"])
 
 
 def test_lora_adapter_save_load_merge_round_trip(tmp_path, cache):
@@ -111,7 +172,7 @@ def test_lora_adapter_save_load_merge_round_trip(tmp_path, cache):
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert "pretrained_tower" in str(config["target_modules"])
 
-    from train_scripts.training import prepare_tower_for_lora
+    from vision_trm.train_scripts.training import prepare_tower_for_lora
 
     base = prepare_tower_for_lora(TRMModel.from_pretrained(out / "lora_base"))
     loaded = peft.PeftModel.from_pretrained(base, adapter)

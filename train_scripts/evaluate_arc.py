@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from train_scripts.data_arc import (  # noqa: E402
+from vision_trm.modeling_trm import TRMModel
+from vision_trm.processing import TRMProcessor
+from vision_trm.train_scripts.data_arc import (
     build_task_vocabulary,
     colour_permutation,
     inverse_transform_grid,
     load_arc_tasks,
     transform_grid,
 )
-from train_scripts.evaluation import load_metric, predicted_grid  # noqa: E402
+from vision_trm.train_scripts.evaluation import load_metric
 
 
 def views_for(num_views: int, rng: np.random.Generator):
@@ -59,13 +56,12 @@ def predict_test_input(model, processor, grid, task_id: int, views, batch_size: 
     for start in range(0, len(views), batch_size):
         chunk = views[start:start + batch_size]
         inputs = [transform_grid(grid, d, p).tolist() for d, p in chunk]
-        batch = processor(inputs, return_tensors="pt")
-        outputs = model(pixel_values=batch["pixel_values"].to(device),
-                        modality_ids=torch.full((len(chunk),), 2, dtype=torch.long, device=device),
-                        task_ids=torch.full((len(chunk),), task_id, dtype=torch.long, device=device))
+        batch = processor(inputs, task_ids=[task_id] * len(chunk), return_tensors="pt")
+        outputs = model(**{name: batch[name].to(device) for name in processor.model_input_names if name in batch})
         confidence = emit_confidence(outputs).cpu().tolist()
+        answers = processor.post_process_grid(outputs.grid_predictions)
         for index, (d, p) in enumerate(chunk):
-            answer = inverse_transform_grid(predicted_grid(outputs, index), d, p).tolist()
+            answer = inverse_transform_grid(answers[index], d, p).tolist()
             key = json.dumps(answer)
             entry = tally.setdefault(key, [answer, 0, 0.0])
             entry[1] += 1
@@ -73,27 +69,45 @@ def predict_test_input(model, processor, grid, task_id: int, views, batch_size: 
     return sorted(((g, n, c) for g, n, c in tally.values()), key=lambda item: (-item[1], -item[2]))
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts: 0 or fewer views / tasks / rows is never a meaningful request, so refuse it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_grid_head(model, name: str) -> None:
+    """Voting needs the grid head's predictions; without it the forward returns no grid logits at all."""
+    heads = list(getattr(model.config, "heads", []))
+    if "grid" not in heads:
+        raise ValueError(f"{name} has no grid head (config.heads = {heads}): ARC evaluation needs a model with the "
+                         "'grid' head")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--arc_version", default="1")
-    parser.add_argument("--num_views", type=int, default=16)
-    parser.add_argument("--max_tasks", type=int, default=None, help="Evaluate only the first N tasks (quick runs).")
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--num_views", type=positive_int, default=16, help="Augmented views voted over (>= 1).")
+    parser.add_argument("--max_tasks", type=positive_int, default=None,
+                        help="Evaluate only the first N tasks (quick runs); default: all of them.")
+    parser.add_argument("--batch_size", type=positive_int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_json", default=None, help="Default: <model>/arc_eval_attempts.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
-    from vision_trm.modeling_trm import TRMModel
-    from vision_trm.processing import TRMProcessor
-
     model = TRMModel.from_pretrained(args.model_name_or_path).to(args.device).eval()
+    check_grid_head(model, args.model_name_or_path)
     model.freeze_pretrained_tower()
     processor = TRMProcessor.from_pretrained(args.model_name_or_path)
     training_tasks, evaluation_tasks = load_arc_tasks(args.arc_version)
     vocabulary = processor.task_vocabulary or build_task_vocabulary(training_tasks, evaluation_tasks)
-    tasks = evaluation_tasks[: args.max_tasks] if args.max_tasks else evaluation_tasks
+    tasks = evaluation_tasks if args.max_tasks is None else evaluation_tasks[: args.max_tasks]
     rng = np.random.default_rng(args.seed)
     metric = load_metric("arc_exact_match")
     report, started = {}, time.time()

@@ -26,6 +26,8 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from vision_trm.configuration import TRMConfig
@@ -69,7 +71,40 @@ class ModelArguments:
     merge_lora: bool = field(default=True, metadata={"help": "Write (and evaluate) the model with the LoRA update "
                                                              "merged into output_dir; with False, the model without "
                                                              "it (the adapter stays in output_dir/lora_adapter)."})
-    inject_nan_at_step: int = field(default=-1, metadata={"help": "Test hook: make the loss NaN at this step."})
+
+    def __post_init__(self):
+        # Checked at parse time, so a typo fails in seconds, before the data is built, and names its flag.
+        if self.config_overrides is not None:
+            parse_config_overrides(self.config_overrides)
+        if self.model_name_or_path is not None:
+            check_model_folder(self.model_name_or_path)
+
+
+def parse_config_overrides(text: str) -> dict:
+    """`--config_overrides` as a dict, or a ValueError naming the flag and what is wrong with its JSON."""
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config_overrides is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config_overrides must be a JSON object of TRMConfig fields, like "
+                         f"'{{\"hidden_size\": 64}}'; got a {type(overrides).__name__}: {text!r}")
+    return overrides
+
+
+def check_model_folder(name_or_path: str) -> None:
+    """A value that cannot be a Hub repo id is meant as a local folder: say so when that folder is missing
+    (from_pretrained would only complain about the repo id's form). A valid id like `org/name` that is not a local
+    folder is left to from_pretrained, which looks it up on the Hub."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return
+    if path.exists():
+        raise ValueError(f"--model_name_or_path {name_or_path!r} is a file; it must be a saved TRM folder or a Hub id")
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        raise ValueError(f"--model_name_or_path: the folder {name_or_path!r} does not exist") from None
 
 
 @dataclass
@@ -116,10 +151,29 @@ DEFAULT_TRAINING = {
 }
 
 
+def flag_name(argument: str) -> str:
+    """`--run-name=x` -> `run_name`: HfArgumentParser accepts both spellings of a flag, with or without `=`."""
+    return argument.split("=", 1)[0].lstrip("-").replace("-", "_")
+
+
+def flag_value(argv: list[str], name: str) -> str | None:
+    """The value given for flag `name` (`--name value` or `--name=value`; the last one wins, as in argparse)."""
+    value = None
+    for index, argument in enumerate(argv):
+        if not argument.startswith("--") or flag_name(argument) != name:
+            continue
+        if "=" in argument:
+            value = argument.split("=", 1)[1]
+        elif index + 1 < len(argv):
+            value = argv[index + 1]
+    return value
+
+
 def with_defaults(argv: list[str]) -> list[str]:
-    given = {a.split("=")[0].lstrip("-") for a in argv if a.startswith("--")}
+    """`argv` plus the main job's defaults for every TrainingArguments flag it does not set."""
+    given = {flag_name(a) for a in argv if a.startswith("--")}
     extra = []
-    run_name = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--run_name"), None)
+    run_name = flag_value(argv, "run_name")
     for key, value in DEFAULT_TRAINING.items():
         if key in given:
             continue
@@ -144,7 +198,7 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
             raise ValueError(f"{model_args.model_name_or_path} has {model.config.num_task_ids} task ids; the data "
                              f"needs {num_task_ids}")
     else:
-        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+        overrides = parse_config_overrides(model_args.config_overrides) if model_args.config_overrides else {}
         # The classification head is trained on Fashion-MNIST: name its classes (the Space and pipelines show them).
         overrides.setdefault("id2label", dict(enumerate(FASHION_MNIST_CLASSES)))
         config = TRMConfig.from_preset(preset, num_task_ids=num_task_ids, **overrides)
@@ -163,10 +217,14 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
     return model, preset
 
 
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    return parser.parse_args_into_dataclasses(args=with_defaults(argv))
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=with_defaults(argv))
+    model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     datasets.disable_progress_bars()
