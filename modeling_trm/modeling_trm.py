@@ -41,10 +41,12 @@ class TRMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, HaltingHead):
+        if module is getattr(getattr(self, "halting_head", None), "q_proj", None):
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
-            init.normal_(module.q_proj.weight, std=1e-3)
-            init.copy_(module.q_proj.bias, torch.tensor([-5.0, 0.0]))
+            # (Matched as the Linear: transformers skips custom-code modules without parameters of their own, such
+            # as `HaltingHead`, so an `isinstance(module, HaltingHead)` branch never runs.)
+            init.normal_(module.weight, std=1e-3)
+            init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
