@@ -74,10 +74,11 @@ class TRMPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
         # Freezing in __init__ does not survive loading (every parameter comes back trainable), so freeze again.
-        model.freeze_pretrained_tower()
-        return model
+        # With `output_loading_info=True` transformers returns `(model, loading_info)`.
+        (loaded[0] if isinstance(loaded, tuple) else loaded).freeze_pretrained_tower()
+        return loaded
 
     def freeze_pretrained_tower(self) -> None:
         """Freezes the pretrained tower when `config.freeze_pretrained_tower` is set (the default)."""
