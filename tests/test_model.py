@@ -55,6 +55,9 @@ def test_frozen_tower_stays_frozen_after_from_pretrained(tmp_path, small_clip_co
     loaded = model_class.from_pretrained(tmp_path)
     assert not any(p.requires_grad for p in loaded.base_model.pretrained_tower.backbone.parameters())
     assert any(p.requires_grad for p in loaded.base_model.trainable_vit.parameters())
+    loaded, info = model_class.from_pretrained(tmp_path, output_loading_info=True)  # a (model, info) tuple
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert not any(p.requires_grad for p in loaded.base_model.pretrained_tower.backbone.parameters())
 
 
 def test_save_load_roundtrip_gives_identical_outputs(tmp_path, small_model_config, model_batch):
