@@ -226,6 +226,6 @@ def test_loss_module_needs_a_target_and_the_head_it_scores(small_model_config, m
         model.loss_head(outputs)
     with pytest.raises(ValueError, match="no classification head"):
         model.loss_head(outputs, labels=labels["labels"])
-    with pytest.raises(ValueError, match="text_labels were given without decoder_input_ids, or this config has no text"):
+    with pytest.raises(ValueError, match="text_labels were given without decoder_input_ids, or this config has no"):
         model.loss_head(outputs, text_labels=labels["text_labels"])
     assert torch.isfinite(model.loss_head(outputs, grid_labels=labels["grid_labels"])["loss"])

@@ -114,7 +114,7 @@ def test_every_ablation_flag_changes_the_computation(small_clip_config, model_ba
     differences = load_shared_weights(reference, ablated)
     removed_prefixes = changes.get("removed", ())
     expected_removed = {key for key in reference.state_dict() if key.startswith(removed_prefixes)}
-    assert removed_prefixes == () or expected_removed, f"no parameter of the default model starts with {removed_prefixes}"
+    assert removed_prefixes == () or expected_removed, f"no default parameter starts with {removed_prefixes}"
     assert differences["removed"] == expected_removed, f"{flag}={value!r} removed the wrong parameters"
     assert differences["added"] == set(), f"{flag}={value!r} added parameters"
     assert differences["reshaped"] == changes.get("reshaped", set()), f"{flag}={value!r} reshaped the wrong parameters"

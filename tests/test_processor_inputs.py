@@ -18,7 +18,6 @@ from vision_trm.processing import (
     TRMProcessor,
     TextRenderer,
     build_byte_tokenizer,
-    decode_canvas,
     expand_task,
     photo_to_chw,
     pil_to_float_rgb,
