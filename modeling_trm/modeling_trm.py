@@ -41,10 +41,12 @@ class TRMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, HaltingHead):
+        if module is getattr(getattr(self, "halting_head", None), "q_proj", None):
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
-            init.normal_(module.q_proj.weight, std=1e-3)
-            init.copy_(module.q_proj.bias, torch.tensor([-5.0, 0.0]))
+            # (Matched as the Linear: transformers skips custom-code modules without parameters of their own, such
+            # as `HaltingHead`, so an `isinstance(module, HaltingHead)` branch never runs.)
+            init.normal_(module.weight, std=1e-3)
+            init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -72,10 +74,11 @@ class TRMPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
         # Freezing in __init__ does not survive loading (every parameter comes back trainable), so freeze again.
-        model.freeze_pretrained_tower()
-        return model
+        # With `output_loading_info=True` transformers returns `(model, loading_info)`.
+        (loaded[0] if isinstance(loaded, tuple) else loaded).freeze_pretrained_tower()
+        return loaded
 
     def freeze_pretrained_tower(self) -> None:
         """Freezes the pretrained tower when `config.freeze_pretrained_tower` is set (the default)."""

@@ -2,19 +2,18 @@
 
 import json
 import math
-import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
+from transformers import EvalPrediction
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import evaluate  # noqa: E402
-
-
-def load(name):
-    return evaluate.load(str(ROOT / "train_scripts" / "metrics" / name))
+from vision_trm.configuration import IGNORE_INDEX, LABEL_NAMES, MODEL_INPUT_NAMES
+from vision_trm.configuration.configuration_trm import TRMConfig
+from vision_trm.processing import TRMProcessor
+from vision_trm.train_scripts.collator import MultimodalCollator
+from vision_trm.train_scripts.data_sources import build_composite
+from vision_trm.train_scripts.evaluation import compute_metrics
+from vision_trm.train_scripts.evaluation import load_metric as load
 
 
 def test_accuracy_metric():
@@ -46,19 +45,16 @@ def test_arc_exact_match_pass_at_k_and_cells():
 
 
 def test_collator_shapes(tmp_path):
-    processing = pytest.importorskip("vision_trm.processing")
-    from vision_trm.configuration.configuration_trm import TRMConfig
-
-    from train_scripts.collator import MultimodalCollator
-    from train_scripts.data_sources import build_composite
-
     data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=30, max_eval_samples=8,
                                        arc_augmentations=1, seed=0)
     config = TRMConfig.from_preset("tiny", num_task_ids=len(vocabulary) + 1)
-    processor = processing.TRMProcessor.from_config(config, task_vocabulary=vocabulary)
+    processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
     collator = MultimodalCollator(processor, keep_sources=True, random_placement=True)
     rows = [data["train"][i] for i in range(12)]
+    assert {r["modality"] for r in rows} == {0, 1, 2}, "the test needs every modality in its batch"
     batch = collator(rows)
+    # The model's inputs and labels (and the sources the NaN guard names), no processor bookkeeping.
+    assert set(batch) == set(MODEL_INPUT_NAMES) | set(LABEL_NAMES) | {"row_sources"}
     s = config.image_size
     assert batch["pixel_values"].shape == (12, 3, s, s)
     assert batch["modality_ids"].tolist() == [r["modality"] for r in rows]
@@ -76,20 +72,17 @@ def test_collator_shapes(tmp_path):
     assert batch["decoder_input_ids"].shape == batch["text_labels"].shape
     assert batch["decoder_input_ids"].shape[1] <= config.max_text_length
     assert len(batch["row_sources"]) == 12
+    assert batch["row_sources"] == [r["source"] for r in rows]
+    # N2N pre-training keeps only the canvases.
+    assert set(MultimodalCollator(processor, names=("pixel_values",))(rows)) == {"pixel_values"}
 
 
 def test_trainer_compute_metrics_gives_known_values():
-    import math
-
-    import numpy as np
-    from transformers import EvalPrediction
-
-    from train_scripts.evaluation import compute_metrics
-
-    grid_labels = np.full((3, 30, 30), -100)
+    grid_labels = np.full((3, 30, 30), IGNORE_INDEX)
     grid_labels[0, :2, :2] = [[1, 2], [3, 4]]
     grid_labels[1, :1, :3] = [[5, 5, 5]]
-    grid_predictions = np.full((3, 30, 30), -1)
+    # As the model's grid_predictions: IGNORE_INDEX outside the predicted size.
+    grid_predictions = np.full((3, 30, 30), IGNORE_INDEX)
     grid_predictions[0, :2, :2] = [[1, 2], [3, 4]]  # exact
     grid_predictions[1, :1, :3] = [[5, 0, 5]]  # 2 of 3 cells
     prediction = EvalPrediction(

@@ -1,15 +1,11 @@
 """Data pipeline: ARC protocol split, by-book KJV split, composite determinism, clear errors on bad data files."""
 
 import gzip
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from train_scripts.data_arc import (  # noqa: E402
+from vision_trm.train_scripts.data_arc import (
     arc_protocol_split,
     arc_rows,
     build_task_vocabulary,
@@ -18,8 +14,9 @@ from train_scripts.data_arc import (  # noqa: E402
     load_arc_tasks,
     transform_grid,
 )
-from train_scripts.data_images import DataFileError, load_fashion_mnist, read_idx  # noqa: E402
-from train_scripts.data_text import (  # noqa: E402
+from vision_trm.train_scripts.data_images import DataFileError, load_fashion_mnist, read_idx
+from vision_trm.train_scripts.data_sources import build_composite
+from vision_trm.train_scripts.data_text import (
     KJV_BOOKS,
     KJV_TEST_BOOKS,
     KJV_VALIDATION_BOOKS,
@@ -113,8 +110,6 @@ def test_fashion_mnist_reads():
 
 
 def test_composite_is_deterministic_and_cached(tmp_path):
-    from train_scripts.data_sources import build_composite
-
     kwargs = dict(max_samples_per_source=60, max_eval_samples=10, arc_augmentations=2, seed=3)
     first, vocabulary = build_composite(cache_dir=tmp_path / "a", **kwargs)
     second, _ = build_composite(cache_dir=tmp_path / "b", **kwargs)

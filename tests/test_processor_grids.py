@@ -9,6 +9,7 @@ from vision_trm.processing import (
     ARC_PALETTE,
     BACKGROUND_COLOR,
     BORDER_COLOR,
+    TRMProcessor,
     color_permutation_inverse,
     decode_canvas,
     dihedral_inverse,
@@ -146,3 +147,19 @@ def test_bad_colour_permutations():
         validate_color_permutation([1, 0, 2, 3, 4, 5, 6, 7, 8, 9])
     with pytest.raises(ValueError, match="not a permutation"):
         validate_color_permutation([0, 1, 1, 3, 4, 5, 6, 7, 8, 9])
+
+
+def test_draw_grid_is_a_palette_image_for_people():
+    image = TRMProcessor.draw_grid([[1, 2], [3, 4]], max_px=64)
+    cell = 32  # 64 px // 2 cells
+    assert image.dtype == np.uint8 and image.shape == (2 * cell + 1, 2 * cell + 1, 3)
+    for (row, col), colour in np.ndenumerate(np.array([[1, 2], [3, 4]])):
+        centre = image[row * cell + cell // 2, col * cell + cell // 2]
+        assert tuple(centre) == tuple(ARC_PALETTE[colour])
+    assert (image[::cell, :] == 60).all() and (image[:, ::cell] == 60).all()  # grid lines, outer frame included
+    big = TRMProcessor.draw_grid(np.zeros((30, 30), np.int64), max_px=240)
+    assert big.shape == (241, 241, 3)  # 8 px cells
+    with pytest.raises(ValueError, match="colour outside 0-9"):
+        TRMProcessor.draw_grid([[1, 10]])
+    with pytest.raises(ValueError, match="ragged"):
+        TRMProcessor.draw_grid([[1, 2], [3]])

