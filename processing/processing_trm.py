@@ -28,6 +28,13 @@ from .tokenization import build_byte_tokenizer
 
 logger = logging.getLogger(__name__)
 
+# What `__call__(..., return_bookkeeping=True)` adds to the model inputs: where each row came from and what rendering
+# had to cut or could not draw. Select model inputs with `model_input_names`, never by removing these.
+BOOKKEEPING_NAMES = (
+    "input_index", "test_index", "grid_sizes", "text_truncated", "text_continues", "text_empty", "target_truncated",
+    "undrawable_characters",
+)
+
 
 
 def is_grid_like(item) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import fcntl
+import importlib.util
 import json
 import os
 import select
@@ -190,8 +191,10 @@ def check_png(path: Path, min_colours: int = 8) -> dict:
 
 def run_app_and_screenshot(output: Path, **kwargs) -> dict:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    sys.path.insert(0, str(HERE))
-    import app  # noqa: E402 - the Space's module, with its module-level `demo`
+    # The Space's module (with its module-level `demo`), loaded from its file as the Space runs it.
+    spec = importlib.util.spec_from_file_location("app", HERE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
 
     _, url, _ = app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **app.LAUNCH_KWARGS)
     try:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 import vision_trm.train_scripts.evaluate_arc as evaluate_arc
-from test_model import tiny_config
+from tiny_models import small_model_config
 from vision_trm.train_scripts.run_multimodal import parse_arguments, with_defaults
 from vision_trm.modeling_trm import TRMModel
 from vision_trm.processing import TRMProcessor
 
 
 def save_tiny_model(folder: Path, **overrides) -> Path:
-    model = TRMModel(tiny_config(**overrides))
+    model = TRMModel(small_model_config(**overrides))
     model.save_pretrained(folder)
     TRMProcessor.from_config(model.config).save_pretrained(folder)
     return folder

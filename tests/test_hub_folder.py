@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from clean_process import CLEAN_MARKER, run_clean
-from test_model import make_batch, tiny_clip_config, tiny_config
+from tiny_models import model_batch, small_clip_config, small_model_config
 from vision_trm.modeling_trm import TRMModel
 from vision_trm.configuration.hub_export import flatten_imports
 from vision_trm.processing import TRMProcessor
@@ -27,7 +27,7 @@ def export_elsewhere(model: TRMModel, tmp_path: Path) -> Path:
 
 
 def test_saved_folder_is_flat_with_auto_map(tmp_path):
-    model = TRMModel(tiny_config())
+    model = TRMModel(small_model_config())
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_trm.TRMModel"
@@ -47,11 +47,11 @@ def test_flatten_refuses_imports_it_cannot_rewrite():
         flatten_imports("from ..elsewhere import X\n", "m.py")
 
 
-@pytest.mark.parametrize("make_config", [tiny_config, tiny_clip_config], ids=["tiny", "tiny-clip-tower"])
+@pytest.mark.parametrize("make_config", [small_model_config, small_clip_config], ids=["tiny", "tiny-clip-tower"])
 def test_trust_remote_code_roundtrip_in_a_clean_process(tmp_path, make_config):
     config = make_config()
     model = TRMModel(config).eval()
-    batch = make_batch(config)
+    batch, _ = model_batch(config)
     with torch.no_grad():
         expected = model(**batch)
     folder = export_elsewhere(model, tmp_path)

@@ -17,7 +17,6 @@ from vision_trm.processing import (
     TRMProcessor,
     TextRenderer,
     build_byte_tokenizer,
-    expand_task,
     photo_to_chw,
     pil_to_float_rgb,
 )
@@ -83,9 +82,7 @@ def test_single_items_and_single_grid(processor):
     assert isinstance(processor("x", return_tensors="np")["pixel_values"], np.ndarray)
 
 
-def test_expand_task_and_unknown_task_id(processor):
-    pairs = expand_task(TASK)
-    assert len(pairs) == 3 and pairs[0][0].tolist() == [[1, 2], [3, 4]] and pairs[2][1].tolist() == [[7, 6]]
+def test_unknown_task_id(processor):
     assert processor(dict(TASK, task_id="zzz"))["task_ids"].tolist() == [0, 0]
     assert processor({k: v for k, v in TASK.items() if k != "task_id"})["task_ids"].tolist() == [0, 0]
 

@@ -183,7 +183,9 @@ def test_lora_adapter_save_load_merge_round_trip(tmp_path, cache):
     state = merged.state_dict()
     tower_changed = False
     base_state = TRMModel.from_pretrained(out / "lora_base").state_dict()
+    assert saved and all(name.startswith("trm.") for name in saved)  # saved by TRMForMultitaskReasoning
     for name, tensor in saved.items():
+        name = name.removeprefix("trm.")  # the base model's names: the adapter applies to what AutoModel loads
         assert torch.allclose(state[name], tensor, atol=1e-5), name
         if name.startswith("pretrained_tower.backbone") and not torch.equal(tensor, base_state[name]):
             tower_changed = True

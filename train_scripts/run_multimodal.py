@@ -262,8 +262,9 @@ def main(argv=None):
     if model_args.lora_backbone:
         if training_args.process_index == 0:
             model.save_pretrained(output_dir / "lora_base")  # what the adapter applies to
-        train_model = wrap_with_lora(model, model_args.lora_r, model_args.lora_alpha)
-        train_model.print_trainable_parameters()
+        # LoRA wraps the base model, the one `AutoModel` loads, so that the saved adapter applies to it.
+        model.trm = wrap_with_lora(model.trm, model_args.lora_r, model_args.lora_alpha)
+        model.trm.print_trainable_parameters()
 
     # 3. Train (one stage, or the text -> mixed -> ARC curriculum).
     collator = MultimodalCollator(processor, keep_sources=True, random_placement=True, seed=training_args.seed,
@@ -312,8 +313,8 @@ def main(argv=None):
     # 4. Save a Hub-loadable folder (weights, config, flat code, processor) and the curves.
     if model_args.lora_backbone:
         if trainer.is_world_process_zero():
-            train_model.save_pretrained(output_dir / "lora_adapter")
-        model = train_model.merge_and_unload() if model_args.merge_lora else train_model.unload()
+            model.trm.save_pretrained(output_dir / "lora_adapter")
+        model.trm = model.trm.merge_and_unload() if model_args.merge_lora else model.trm.unload()
     if not finite_state_dict(model):
         raise RuntimeError("refusing to save: the model holds non-finite weights")
     if not trainer.is_world_process_zero():
