@@ -333,14 +333,9 @@ class TRMProcessor(ProcessorMixin):
 
     @staticmethod
     def _check_label(label, index: int):
-        if label is None or isinstance(label, bool):
-            if isinstance(label, bool):
-                raise ValueError(f"labels[{index}] must be an int class id or None, got {label!r}")
+        if label is None:
             return None
-        if isinstance(label, (np.integer, torch.Tensor)):
-            label = int(label)
-        if not isinstance(label, int):
-            raise ValueError(f"labels[{index}] must be an int class id or None, got {label!r}")
+        label = _as_int(label, f"labels[{index}]", "an int class id or None")
         if label == IGNORE_INDEX:
             return None
         if label < 0:
@@ -348,10 +343,9 @@ class TRMProcessor(ProcessorMixin):
         return label
 
     def _check_task_id(self, task_id, index: int) -> int:
-        if isinstance(task_id, (np.integer, torch.Tensor)):
-            task_id = int(task_id)
-        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 0:
-            raise ValueError(f"task_ids[{index}] must be an int >= 0 (0 = no task), got {task_id!r}")
+        task_id = _as_int(task_id, f"task_ids[{index}]", "an int >= 0 (0 = no task)")
+        if task_id < 0:
+            raise ValueError(f"task_ids[{index}] must be an int >= 0 (0 = no task), got {task_id}")
         return task_id
 
     def _grid_target(self, row: dict, item, explicit, index: int):
@@ -444,6 +438,22 @@ class TRMProcessor(ProcessorMixin):
     @property
     def model_input_names(self):
         return list(MODEL_INPUT_NAMES)
+
+
+def _as_int(value, name: str, expected: str) -> int:
+    """An int from an int, a numpy integer or a 0-d integer tensor / array; anything else (a float, a bool, a
+    tensor with more than one element) is a ValueError, never truncated."""
+    if isinstance(value, torch.Tensor):
+        value = value.numpy(force=True)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0 or value.dtype.kind not in "iu":
+            raise ValueError(f"{name} must be {expected}, got a {tuple(value.shape)} {value.dtype} array: {value!r}")
+        value = value.item()
+    if isinstance(value, np.integer):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
 
 
 def _or_ignore(label):

@@ -378,3 +378,16 @@ def test_bad_labels_raise_value_error_naming_the_label(processor):
     # -100 and None both mean "no label"; numpy and torch integers are class ids.
     out = processor(["x", "y", "z", "w"], labels=[-100, None, np.int64(2), torch.tensor(4)])
     assert out["labels"].tolist() == [-100, -100, 2, 4]
+
+
+@pytest.mark.parametrize("label", [torch.tensor(1.5), torch.tensor([[1]]), torch.tensor(True), np.float32(1), 2.0])
+def test_labels_that_are_not_one_integer_are_refused_not_truncated(processor, label):
+    with pytest.raises(ValueError, match=r"labels\[0\] must be an int class id"):
+        processor(["x"], labels=[label])
+
+
+def test_integer_scalars_are_labels_and_task_ids(processor):
+    batch = processor(["x", "y"], labels=[torch.tensor(3), np.int64(2)], task_ids=[np.int32(1), torch.tensor(0)])
+    assert batch["labels"].tolist() == [3, 2] and batch["task_ids"].tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"task_ids\[0\] must be an int >= 0"):
+        processor(["x"], task_ids=[torch.tensor(2.7)])

@@ -188,8 +188,9 @@ def test_concept_buffers_are_zero_in_a_checkpoint_without_them(tmp_path, small_m
 def python_files(root: Path = REPO):
     """Every .py file of the repository (not hidden folders, caches or build outputs)."""
     for folder, subfolders, files in os.walk(root):
+        # A virtual environment inside the repository (`.venv/`, `venv/`: it holds a pyvenv.cfg) is not our code.
         subfolders[:] = [name for name in subfolders if not name.startswith(".") and name not in SKIPPED_FOLDERS
-                         and not name.endswith(".egg-info")]
+                         and not name.endswith(".egg-info") and not (Path(folder) / name / "pyvenv.cfg").exists()]
         yield from (Path(folder) / name for name in files if name.endswith(".py"))
 
 
