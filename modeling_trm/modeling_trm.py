@@ -41,10 +41,13 @@ class TRMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, HaltingHead):
+        halting_head = getattr(self, "halting_head", None)
+        if halting_head is not None and module is halting_head.q_proj:
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
-            init.normal_(module.q_proj.weight, std=1e-3)
-            init.copy_(module.q_proj.bias, torch.tensor([-5.0, 0.0]))
+            # Matched on the Linear itself: `HaltingHead` has no parameters of its own, so transformers marks it
+            # initialised without calling this method, and the Linear branch below would zero the EMIT bias.
+            init.normal_(module.weight, std=1e-3)
+            init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
