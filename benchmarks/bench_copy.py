@@ -224,7 +224,8 @@ def main(argv=None) -> dict:
     args.preset = args.preset or ("arc-cells" if device.type == "cuda" else "arc-cells-tiny")
     args.batch_size = args.batch_size or (128 if device.type == "cuda" else 16)
     args.compile = device.type == "cuda" if args.compile is None else args.compile
-    args.warmup_steps_for_timing = 5
+    # Steady throughput leaves out the first steps (compilation, allocator warm-up).
+    args.warmup_steps_for_timing = min(5, max(1, args.max_steps // 2)) if args.max_steps else 5
     torch.manual_seed(args.seed)
     config = build_config(args)
     if args.max_side > config.max_grid_size:
