@@ -24,6 +24,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -262,6 +263,8 @@ def main(argv=None) -> dict:
         "compile": args.compile,
         "bf16": device.type == "cuda",
         "seed": args.seed,
+        # Other work on a shared CPU slows the timings (not the accuracies, which count steps): say how busy it was.
+        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
         **{key: value for key, value in training.items() if key != "loss_curve"},
         **metrics,
         "loss_curve": training["loss_curve"],
