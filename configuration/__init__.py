@@ -11,6 +11,8 @@ from transformers import AutoConfig
 from .configuration_trm import HEAD_NAMES, PRESETS, TRMConfig
 from .conventions import (
     ARC_PALETTE,
+    BACKGROUND_CLASS,
+    BORDER_CLASS,
     IGNORE_INDEX,
     LABEL_NAMES,
     MAX_GRID_SIZE,
@@ -19,6 +21,7 @@ from .conventions import (
     MODALITY_NAMES,
     MODALITY_TEXT,
     MODEL_INPUT_NAMES,
+    NUM_CELL_CLASSES,
     NUM_COLORS,
 )
 
@@ -29,4 +32,5 @@ AutoConfig.register(TRMConfig.model_type, TRMConfig, exist_ok=True)
 __all__ = [
     "TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES",
     "MODEL_INPUT_NAMES", "LABEL_NAMES", "IGNORE_INDEX", "MAX_GRID_SIZE", "NUM_COLORS", "ARC_PALETTE",
+    "BORDER_CLASS", "BACKGROUND_CLASS", "NUM_CELL_CLASSES",
 ]

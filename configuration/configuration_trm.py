@@ -26,6 +26,7 @@ TOWER_MODEL_TYPES = {"clip": "clip_vision_model", "dinov2": "dinov2", "siglip": 
 FUSION_MODES = ("global", "per_token", "mean")
 PLANNER_SELECTIONS = ("soft", "gumbel")
 HEAD_NAMES = ("grid", "classification", "text")
+GRID_HEAD_TYPES = ("queries", "cells")
 
 
 
@@ -41,7 +42,7 @@ _NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths")
 _NUMBER_FIELDS = (
     "mlp_ratio", "layer_norm_eps", "dropout", "initializer_range", "halt_exploration_prob", "concept_commitment_cost",
     "planner_temperature", "grid_loss_weight", "classification_loss_weight", "text_loss_weight",
-    "halting_loss_weight", "concept_loss_weight",
+    "halting_loss_weight", "concept_loss_weight", "cell_background_loss_weight",
 )
 _NUMBER_RANGES = (
     ("mlp_ratio", lambda v: v > 0, "> 0"),
@@ -53,7 +54,7 @@ _NUMBER_RANGES = (
     ("planner_temperature", lambda v: v > 0, "> 0"),
     *((name, lambda v: v >= 0, ">= 0") for name in (
         "grid_loss_weight", "classification_loss_weight", "text_loss_weight", "halting_loss_weight",
-        "concept_loss_weight")),
+        "concept_loss_weight", "cell_background_loss_weight")),
 )
 
 
@@ -69,7 +70,8 @@ class TRMConfig(PretrainedConfig):
 
     Use [`TRMConfig.from_preset`] for the named presets: `"tiny"` (CPU, tests), `"base"` (width 768, 224 px,
     patch 16, no pretrained tower), `"clip-b16"` (default tower), `"dinov2-b"`, `"siglip-b"` and
-    `"efficientnet-lite0"` (the offline ImageNet-pretrained tower).
+    `"efficientnet-lite0"` (the offline ImageNet-pretrained tower), and the one-token-per-cell ARC presets
+    `"arc-cells-tiny"` (CPU) and `"arc-cells"` (GPU, ~10M parameters): 64 px canvas, patch 2, the cell head.
 
     Args:
         image_size (`int`, *optional*, defaults to 224):
@@ -156,7 +158,17 @@ class TRMConfig(PretrainedConfig):
         num_colors (`int`, *optional*, defaults to 10):
             ARC colours.
         grid_head_num_layers (`int`, *optional*, defaults to 1):
-            Cross-attention layers of the grid head's cell queries.
+            Cross-attention layers of the grid head's cell queries (`grid_head_type="queries"` only).
+        grid_head_type (`str`, *optional*, defaults to `"queries"`):
+            The grid head. `"queries"`: `max_grid_size`^2 learned row/column queries cross-attend to the memory and
+            predict a top-left-padded grid plus its height and width. `"cells"`: one token per cell, a per-token
+            classifier on the recursion's answer tokens (colours, frame, background; `cell_logits`), the output
+            drawn where the input is and its size read from the predicted frame. `"cells"` needs the processor's
+            cell-aligned layout (`TRMProcessor.from_config` sets it) and `image_size // patch_size >=
+            max_grid_size + 2`; it trains on `cell_labels`.
+        cell_background_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of background tokens (outside the frame) in the cell head's per-token loss, relative to the
+            grid's cells and its frame (weight 1).
         num_labels (`int`, *optional*, defaults to 10):
             Classes of the classification head.
         text_vocab_size (`int`, *optional*, defaults to 259):
@@ -214,6 +226,8 @@ class TRMConfig(PretrainedConfig):
         max_grid_size: int = MAX_GRID_SIZE,
         num_colors: int = NUM_COLORS,
         grid_head_num_layers: int = 1,
+        grid_head_type: str = "queries",
+        cell_background_loss_weight: float = 1.0,
         num_labels: int | None = None,
         text_vocab_size: int = 259,
         text_decoder_num_layers: int = 2,
@@ -262,6 +276,8 @@ class TRMConfig(PretrainedConfig):
         self.max_grid_size = max_grid_size
         self.num_colors = num_colors
         self.grid_head_num_layers = grid_head_num_layers
+        self.grid_head_type = grid_head_type
+        self.cell_background_loss_weight = cell_background_loss_weight
         self.text_vocab_size = text_vocab_size
         self.text_decoder_num_layers = text_decoder_num_layers
         self.max_text_length = max_text_length
@@ -354,6 +370,14 @@ class TRMConfig(PretrainedConfig):
         unknown_heads = set(self.heads) - set(HEAD_NAMES)
         if unknown_heads:
             problems.append(f"unknown heads {sorted(unknown_heads)}; known heads are {HEAD_NAMES}")
+        if self.grid_head_type not in GRID_HEAD_TYPES:
+            problems.append(f"grid_head_type={self.grid_head_type!r} is not one of {GRID_HEAD_TYPES}")
+        elif self.grid_head_type == "cells" and self.num_patches_per_side < self.max_grid_size + 2:
+            problems.append(
+                f"grid_head_type='cells' puts one cell on each token: image_size // patch_size = "
+                f"{self.num_patches_per_side} tokens per side cannot hold a max_grid_size={self.max_grid_size} grid and "
+                f"its one-cell frame ({self.max_grid_size + 2}); e.g. image_size=64, patch_size=2 gives 32"
+            )
         return problems
 
     @classmethod
@@ -423,6 +447,21 @@ _TINY = dict(
 
 _BASE = dict(_NO_TOWER, image_size=224, patch_size=16, hidden_size=768, num_attention_heads=12, vit_num_layers=4)
 
+# One token per ARC cell: a 64 px canvas in 2 px patches is 32 x 32 tokens, a 30 x 30 grid and its frame. The
+# read-out blocks that pool the answer (capsules: at least one, it feeds the halting head) are kept small, the
+# concept vocabulary, the planner and the N2N adapter are off: the cell head reads the answer tokens directly.
+_ARC_CELLS = dict(
+    _NO_TOWER,
+    image_size=64,
+    patch_size=2,
+    use_n2n_adapter=False,
+    num_capsules=2,
+    concept_vocab_size=0,
+    planner_num_paths=0,
+    heads=["grid"],
+    grid_head_type="cells",
+)
+
 PRESETS: dict[str, dict] = {
     "tiny": _TINY,
     "base": _BASE,
@@ -434,4 +473,14 @@ PRESETS: dict[str, dict] = {
     "efficientnet-lite0": dict(_BASE, pretrained_tower="efficientnet_lite0"),
     # The offline default of the main job: the tiny preset with the ImageNet-pretrained EfficientNet-Lite0 tower.
     "tiny-efficientnet": dict(_TINY, pretrained_tower="efficientnet_lite0"),
+    # CPU (tests, the copy benchmark's smoke run).
+    "arc-cells-tiny": dict(
+        _ARC_CELLS, hidden_size=64, num_attention_heads=4, vit_num_layers=1, trm_num_layers=1, H_cycles=2,
+        L_cycles=1, deep_supervision_steps=2,
+    ),
+    # GPU: ~10M trainable parameters, TRM recursion on.
+    "arc-cells": dict(
+        _ARC_CELLS, hidden_size=384, num_attention_heads=6, vit_num_layers=2, trm_num_layers=2, H_cycles=2,
+        L_cycles=2, deep_supervision_steps=2, num_capsules=4,
+    ),
 }

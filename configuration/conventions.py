@@ -18,8 +18,9 @@ MODALITY_NAMES = {MODALITY_TEXT: "text", MODALITY_IMAGE: "image", MODALITY_GRID:
 # What the processor returns and the model's `forward` takes: the one list the collator, the Space and the
 # evaluation scripts select with. Bookkeeping (which input a row came from, truncation flags) is not in it.
 MODEL_INPUT_NAMES = ("pixel_values", "modality_ids", "task_ids", "decoder_input_ids", "decoder_attention_mask")
-# Targets: class labels [B], padded ARC output grids [B, S, S], decoder targets [B, T].
-LABEL_NAMES = ("labels", "grid_labels", "text_labels")
+# Targets: class labels [B], padded ARC output grids [B, S, S], decoder targets [B, T], and in the cell-aligned
+# layout the class of every token [B, T, T] (see CELL_CLASSES below).
+LABEL_NAMES = ("labels", "grid_labels", "text_labels", "cell_labels")
 # Label value that no loss or metric counts (PyTorch's `cross_entropy` default, as in transformers).
 IGNORE_INDEX = -100
 
@@ -43,6 +44,14 @@ ARC_PALETTE = np.array(
     dtype=np.uint8,
 )
 ARC_PALETTE.setflags(write=False)
+
+# -------------------------------------------------------------------------------------- cell-aligned layout
+# With `grid_layout="cells"` each ViT token is exactly one grid cell, and the cell head classifies every token
+# as one of the ten colours, the one-cell frame around the grid, or the background outside it. The frame is how the
+# output's size is read back. The order matches the renderer's extended palette (colours, border, background).
+BORDER_CLASS = NUM_COLORS
+BACKGROUND_CLASS = NUM_COLORS + 1
+NUM_CELL_CLASSES = NUM_COLORS + 2
 
 # ------------------------------------------------------------------------------------------- normalisation
 # Per-channel mean / std of each tower's pre-processing, on pixels scaled to [0, 1].

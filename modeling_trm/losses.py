@@ -5,6 +5,10 @@ vocabulary's codebook / commitment terms. It also checks the labels, so a bad la
 Deep supervision: every supervision step is scored on its own (the carry between steps is detached), counting each
 (step, sample) pair at which the sample was still running. The halting head learns, at each step, whether the
 answer is already right (EMIT) and the bootstrapped value of continuing (EXPAND), as in HRM / TRM.
+
+The grid term depends on the grid head: the cell queries (`grid_head_type="queries"`) train on `grid_labels`, the
+per-token cell head (`"cells"`) on `cell_labels` (its `grid_loss` is the per-token cross-entropy; a sample is
+right when the grid decoded from its cells equals the target grid).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..configuration.conventions import IGNORE_INDEX
+from ..configuration.conventions import BACKGROUND_CLASS, IGNORE_INDEX, NUM_CELL_CLASSES
+from .cell_head import cell_labels_to_grids
 from .heads import decode_grid_logits
 from .recursion import HALT_EMIT, HALT_EXPAND
 
@@ -60,6 +65,17 @@ def grid_loss(cell_logits, height_logits, width_logits, grid_labels, heights, wi
     height_loss = F.cross_entropy(height_logits.float(), (heights - 1).clamp_min(0), reduction="none")
     width_loss = F.cross_entropy(width_logits.float(), (widths - 1).clamp_min(0), reduction="none")
     return torch.where(has_grid, cell_loss + height_loss + width_loss, torch.zeros_like(cell_loss))
+
+
+def cell_loss(cell_logits: torch.Tensor, cell_labels: torch.Tensor, background_weight: float) -> torch.Tensor:
+    """Per-sample `[batch]`: the weighted mean over tokens of the per-token cross-entropy over the 12 cell classes;
+    background tokens weigh `background_weight`, the grid's cells and its frame 1 (0 without a target)."""
+    token_ce = F.cross_entropy(
+        cell_logits.float().permute(0, 3, 1, 2), cell_labels, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    weights = (cell_labels != IGNORE_INDEX).float()
+    weights = torch.where(cell_labels == BACKGROUND_CLASS, weights * background_weight, weights)
+    return (token_ce * weights).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-6)
 
 
 def shifted_text_cross_entropy(text_logits: torch.Tensor, text_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,15 +126,23 @@ class TRMMultitaskLoss(nn.Module):
         super().__init__()
         self.config = config
 
-    def forward(self, outputs, labels=None, grid_labels=None, text_labels=None) -> dict[str, torch.Tensor]:
-        if labels is None and grid_labels is None and text_labels is None:
-            raise ValueError("the loss needs at least one of labels, grid_labels and text_labels")
-        self.check_labels(outputs, labels, grid_labels, text_labels)
-        labels, grid_labels, text_labels = (t.long() if t is not None else None for t in (labels, grid_labels, text_labels))
+    def forward(self, outputs, labels=None, grid_labels=None, text_labels=None, cell_labels=None) -> dict[str, torch.Tensor]:
+        if labels is None and grid_labels is None and text_labels is None and cell_labels is None:
+            raise ValueError("the loss needs at least one of labels, grid_labels, text_labels and cell_labels")
+        self.check_labels(outputs, labels, grid_labels, text_labels, cell_labels)
+        labels, grid_labels, text_labels, cell_labels = (
+            t.long() if t is not None else None for t in (labels, grid_labels, text_labels, cell_labels)
+        )
+        cell_targets = None
+        if cell_labels is not None:
+            cell_targets = (cell_labels, *self.cell_grid_targets(cell_labels, grid_labels))
+            grid_labels = None  # the cell head trains on cell_labels; grid_labels only had to agree with them
         num_steps = outputs.halting_logits.shape[1]
         # A sample is supervised at every step it ran: steps 1 .. its halting step.
         active = torch.arange(num_steps, device=outputs.halting_steps.device) < outputs.halting_steps[:, None]
-        per_step = [self._step_losses(outputs, step, labels, grid_labels, text_labels) for step in range(num_steps)]
+        per_step = [
+            self._step_losses(outputs, step, labels, grid_labels, text_labels, cell_targets) for step in range(num_steps)
+        ]
 
         task = torch.stack([total for total, _, _ in per_step], 1)
         correct = torch.stack([right for _, right, _ in per_step], 1)
@@ -146,7 +170,20 @@ class TRMMultitaskLoss(nn.Module):
             loss = loss + self.config.concept_loss_weight * terms["concept_loss"]
         return {"loss": loss, **terms}
 
-    def _step_losses(self, outputs, step: int, labels, grid_labels, text_labels):
+    def cell_grid_targets(self, cell_labels, grid_labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target grids `[B, G, G]` and `has_grid` `[B]` drawn in `cell_labels`; when `grid_labels` are given too
+        (the processor returns both), they must be the same grids."""
+        target_grids, has_grid = cell_labels_to_grids(cell_labels, self.config.max_grid_size)
+        if grid_labels is not None:
+            disagree = (target_grids != grid_labels).flatten(1).any(1)
+            if disagree.any():
+                raise ValueError(
+                    f"cell_labels and grid_labels of samples {disagree.nonzero().flatten().tolist()} are not the same "
+                    "grids (both must come from the same processor call)"
+                )
+        return target_grids, has_grid
+
+    def _step_losses(self, outputs, step: int, labels, grid_labels, text_labels, cell_targets=None):
         """One supervision step: the weighted per-sample task loss `[batch]`, whether each sample's answer is right
         (for the halting target), and each term's mean over the samples that have its target."""
         config = self.config
@@ -162,6 +199,14 @@ class TRMMultitaskLoss(nn.Module):
                       outputs.step_grid_width_logits[:, step])
             per_sample = grid_loss(*logits, grid_labels, heights, widths, has_grid)
             right = (decode_grid_logits(*logits) == grid_labels).flatten(1).all(1)
+            correct &= right | ~has_grid
+            has_any_target |= has_grid
+            terms["grid_loss"] = _masked_mean(per_sample, has_grid)
+            total = total + config.grid_loss_weight * per_sample
+        if cell_targets is not None:
+            cell_labels, target_grids, has_grid = cell_targets
+            per_sample = cell_loss(outputs.step_cell_logits[:, step], cell_labels, config.cell_background_loss_weight)
+            right = (outputs.step_grid_predictions[:, step] == target_grids).flatten(1).all(1)
             correct &= right | ~has_grid
             has_any_target |= has_grid
             terms["grid_loss"] = _masked_mean(per_sample, has_grid)
@@ -186,7 +231,7 @@ class TRMMultitaskLoss(nn.Module):
             total = total + config.text_loss_weight * per_sample
         return total, correct & has_any_target, terms
 
-    def check_labels(self, outputs, labels, grid_labels, text_labels) -> None:
+    def check_labels(self, outputs, labels, grid_labels, text_labels, cell_labels=None) -> None:
         """Raises `ValueError` naming the first label that does not fit the outputs or the config."""
         config = self.config
         batch = outputs.halting_steps.shape[0]
@@ -198,8 +243,19 @@ class TRMMultitaskLoss(nn.Module):
                 raise ValueError("labels were given but this config has no classification head")
         if grid_labels is not None:
             _check_tensor("grid_labels", grid_labels, (batch, side, side), f"padded with {IGNORE_INDEX} to {side}x{side}")
-            if outputs.step_grid_logits is None:
+            if outputs.step_cell_logits is not None and cell_labels is None:
+                raise ValueError(
+                    "this config's grid head is the cell head (grid_head_type='cells'): it trains on cell_labels, "
+                    "which the processor returns in its 'cells' layout (TRMProcessor.from_config sets it)"
+                )
+            if outputs.step_grid_logits is None and outputs.step_cell_logits is None:
                 raise ValueError("grid_labels were given but this config has no grid head")
+        if cell_labels is not None:
+            if outputs.step_cell_logits is None:
+                raise ValueError("cell_labels were given but this config has no cell head (grid_head_type='cells')")
+            tokens = outputs.step_cell_logits.shape[2]
+            _check_tensor("cell_labels", cell_labels, (batch, tokens, tokens), "one class per token")
+            _check_values("cell_labels", cell_labels, NUM_CELL_CLASSES, "cell classes")
         if text_labels is not None:
             if outputs.step_text_logits is None:
                 raise ValueError("text_labels were given without decoder_input_ids, or this config has no text head")

@@ -2,7 +2,8 @@
 
 Data flow, in the order of this file: canvas → pretrained tower + trainable ViT → adaptive fusion → N2N adapter →
 TRM recursion (H × L cycles per supervision step, halting Q-head) → capsules → concept vocabulary → latent planner
-→ heads (ARC grid, class, text).
+→ heads (ARC grid, class, text). The ARC grid head is either the cell queries (`heads.GridHead`) or, with
+`grid_head_type="cells"`, the per-token cell head (`cell_head.CellHead`) on the answer tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..configuration.conventions import MODALITY_GRID, MODALITY_IMAGE, MODALITY_
 from ..configuration.hub_export import MODEL_AUTO_MAP, write_code_files
 from .adapter import N2NFeatureAdapter, make_aligned_views
 from .capsules import CapsulePooling
+from .cell_head import CellHead, decode_cell_logits
 from .concepts import ConceptVocabulary
 from .fusion import AdaptiveFusion
 from .heads import ClassificationHead, GridHead, TextDecoderHead, decode_grid_logits
@@ -41,10 +43,11 @@ class TRMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if module is getattr(getattr(self, "halting_head", None), "q_proj", None):
+        halting_head = getattr(self, "halting_head", None)
+        if halting_head is not None and module is halting_head.q_proj:
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
-            # (Matched as the Linear: transformers skips custom-code modules without parameters of their own, such
-            # as `HaltingHead`, so an `isinstance(module, HaltingHead)` branch never runs.)
+            # Matched on the Linear itself: `HaltingHead` has no parameters of its own, so transformers marks it
+            # initialised without calling this method, and the Linear branch below would zero the EMIT bias.
             init.normal_(module.weight, std=1e-3)
             init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -124,7 +127,9 @@ class TRMModel(TRMPreTrainedModel):
         self.capsule_pooling = CapsulePooling(config)
         self.concepts = ConceptVocabulary(config) if config.concept_vocab_size > 0 else None
         self.planner = LatentPlanner(config) if config.planner_num_paths > 0 else None
-        self.grid_head = GridHead(config) if "grid" in config.heads else None
+        has_grid_head = "grid" in config.heads
+        self.grid_head = GridHead(config) if has_grid_head and config.grid_head_type == "queries" else None
+        self.cell_head = CellHead(config) if has_grid_head and config.grid_head_type == "cells" else None
         self.classification_head = ClassificationHead(config) if "classification" in config.heads else None
         self.text_decoder = TextDecoderHead(config) if "text" in config.heads else None
         self.post_init()
@@ -212,6 +217,9 @@ class TRMModel(TRMPreTrainedModel):
             step["grid_logits"], step["grid_height_logits"], step["grid_width_logits"] = _on_rows(
                 self.grid_head, grid_rows, memory
             )
+        if self.cell_head is not None:
+            # Each answer token classifies its own cell: the head reads the tokens, not the pooled memory.
+            (step["cell_logits"],) = _on_rows(lambda state: (self.cell_head(state),), grid_rows, answer_state)
         if self.classification_head is not None:
             step["class_logits"] = self.classification_head(memory)
         if self.text_decoder is not None and decoder_input_ids is not None:
@@ -295,6 +303,8 @@ class TRMModel(TRMPreTrainedModel):
             step_grid_predictions = decode_grid_logits(
                 per_step("grid_logits"), per_step("grid_height_logits"), per_step("grid_width_logits")
             )
+        if self.cell_head is not None:
+            step_grid_predictions, _ = decode_cell_logits(per_step("cell_logits"), self.config.max_grid_size)
         if self.classification_head is not None:
             step_class_predictions = per_step("class_logits").argmax(-1)
         return TRMModelOutput(
@@ -302,11 +312,13 @@ class TRMModel(TRMPreTrainedModel):
             grid_height_logits=at_halting_step("grid_height_logits"),
             grid_width_logits=at_halting_step("grid_width_logits"),
             grid_predictions=step_grid_predictions[rows, pick] if step_grid_predictions is not None else None,
+            cell_logits=at_halting_step("cell_logits"),
             class_logits=at_halting_step("class_logits"),
             text_logits=at_halting_step("text_logits"),
             step_grid_logits=per_step("grid_logits"),
             step_grid_height_logits=per_step("grid_height_logits"),
             step_grid_width_logits=per_step("grid_width_logits"),
+            step_cell_logits=per_step("cell_logits"),
             step_class_logits=per_step("class_logits"),
             step_text_logits=per_step("text_logits"),
             step_grid_predictions=step_grid_predictions,
@@ -392,6 +404,7 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
         labels: torch.Tensor | None = None,
         grid_labels: torch.Tensor | None = None,
         text_labels: torch.Tensor | None = None,
+        cell_labels: torch.Tensor | None = None,
     ) -> TRMMultitaskOutput:
         r"""
         Args:
@@ -401,11 +414,15 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
                 with -100.
             text_labels (`torch.LongTensor` of shape `(batch, T)`): decoder targets aligned with
                 `decoder_input_ids` (the loss shifts them), -100 where none.
+            cell_labels (`torch.LongTensor` of shape `(batch, T, T)`, T = `image_size // patch_size`): the cell head's
+                targets (`grid_head_type="cells"`): each token's class (colour, frame, background), -100 on samples
+                without a grid target; the processor's `"cells"` layout returns them.
         """
         outputs = self.trm(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask)
         losses = {}
-        if any(target is not None for target in (labels, grid_labels, text_labels)):
-            losses = self.loss_head(outputs, labels=labels, grid_labels=grid_labels, text_labels=text_labels)
+        targets = dict(labels=labels, grid_labels=grid_labels, text_labels=text_labels, cell_labels=cell_labels)
+        if any(target is not None for target in targets.values()):
+            losses = self.loss_head(outputs, **targets)
         return TRMMultitaskOutput(**outputs, **losses)
 
     def generate_text(self, *args, **kwargs) -> torch.LongTensor:

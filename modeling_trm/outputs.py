@@ -23,12 +23,17 @@ class TRMModelOutput(ModelOutput):
             Logits of the output grid's height and width; index `k` means size `k + 1`.
         grid_predictions (`torch.LongTensor` of shape `(batch, max_grid_size, max_grid_size)`):
             The decoded grid: argmax colours inside the predicted size, -100 outside (as `grid_labels` are padded);
-            [`TRMProcessor.post_process_grid`] crops it.
+            [`TRMProcessor.post_process_grid`] crops it. With the cell head, decoded from `cell_logits` (the grid in
+            the best-scoring predicted frame, `cell_head.decode_cell_logits`).
+        cell_logits (`torch.FloatTensor` of shape `(batch, T, T, 12)`, T = `image_size // patch_size`):
+            With `grid_head_type="cells"`: per-token logits of the ten colours, the frame (`BORDER_CLASS`) and the
+            background (`BACKGROUND_CLASS`).
         class_logits (`torch.FloatTensor` of shape `(batch, num_labels)`):
             Classification logits.
         text_logits (`torch.FloatTensor` of shape `(batch, text_length, text_vocab_size)`):
             Next-token logits of the text decoder (only with `decoder_input_ids`).
-        step_grid_logits, step_grid_height_logits, step_grid_width_logits, step_class_logits, step_text_logits:
+        step_grid_logits, step_grid_height_logits, step_grid_width_logits, step_cell_logits, step_class_logits,
+        step_text_logits:
             The logits above for every step, with a step axis after the batch axis: `(batch, S, ...)`.
         step_grid_predictions (`torch.LongTensor` of shape `(batch, S, max_grid_size, max_grid_size)`):
             The decoded grid after each supervision step (each a full H x L recursion).
@@ -56,11 +61,13 @@ class TRMModelOutput(ModelOutput):
     grid_height_logits: torch.FloatTensor | None = None
     grid_width_logits: torch.FloatTensor | None = None
     grid_predictions: torch.LongTensor | None = None
+    cell_logits: torch.FloatTensor | None = None
     class_logits: torch.FloatTensor | None = None
     text_logits: torch.FloatTensor | None = None
     step_grid_logits: torch.FloatTensor | None = None
     step_grid_height_logits: torch.FloatTensor | None = None
     step_grid_width_logits: torch.FloatTensor | None = None
+    step_cell_logits: torch.FloatTensor | None = None
     step_class_logits: torch.FloatTensor | None = None
     step_text_logits: torch.FloatTensor | None = None
     step_grid_predictions: torch.LongTensor | None = None
@@ -85,7 +92,8 @@ class TRMMultitaskOutput(TRMModelOutput):
         loss (`torch.FloatTensor` of shape `()`):
             Weighted sum of the task losses, the halting loss and the concept loss over the supervision steps.
         grid_loss, classification_loss, text_loss, halting_loss, concept_loss (`torch.FloatTensor` of shape `()`):
-            The unweighted terms of `loss`, for logging (`None` where their labels were not given).
+            The unweighted terms of `loss`, for logging (`None` where their labels were not given). With the cell
+            head, `grid_loss` is its per-token loss on `cell_labels`.
     """
 
     loss: torch.FloatTensor | None = None

@@ -7,13 +7,24 @@ frame, reads its thickness (= scale) and the grid's shape from it, and samples o
 
 A grid of h x w cells at scale s takes (h + 2) * s by (w + 2) * s pixels. Default: the largest integer scale
 that fits, centred. A 30 x 30 grid fits a 64 px canvas at scale 2 and a 224 px canvas at scale 7.
+
+Cell-aligned layout (`grid_layout="cells"` of the image processor): the scale is the ViT's patch size and the
+offset a whole number of cells, so every token sees exactly one cell (a colour, the frame or the background).
+`cell_label_map` is the same picture one class per token: what the cell head is trained to output.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..configuration.conventions import ARC_PALETTE, IGNORE_INDEX, MAX_GRID_SIZE, NUM_COLORS
+from ..configuration.conventions import (
+    ARC_PALETTE,
+    BACKGROUND_CLASS,
+    BORDER_CLASS,
+    IGNORE_INDEX,
+    MAX_GRID_SIZE,
+    NUM_COLORS,
+)
 
 BACKGROUND_COLOR = (255, 255, 255)  # white: not an ARC colour
 BORDER_COLOR = (0, 128, 128)  # teal: not an ARC colour
@@ -31,6 +42,8 @@ _GREEN_TO_COLOR = np.full(256, -1, dtype=np.int64)
 _GREEN_TO_COLOR[ARC_PALETTE[:, 1]] = np.arange(NUM_COLORS)
 assert len(set(ARC_PALETTE[:, 1].tolist()) | {BORDER_COLOR[1], BACKGROUND_COLOR[1]}) == NUM_COLORS + 2
 assert len(set(BACKGROUND_COLOR)) == 1  # render_grid fills the background with one byte value
+# The cell head's classes index this palette: a cell-label map drawn through it is the canvas.
+assert (BORDER_CLASS, BACKGROUND_CLASS) == (BORDER_INDEX, BORDER_INDEX + 1)
 
 
 def validate_grid(grid, max_size: int = MAX_GRID_SIZE) -> np.ndarray:
@@ -121,6 +134,36 @@ def random_placement(height: int, width: int, canvas_size: int, rng: np.random.G
     scale = int(rng.integers(min(min_scale, top_scale), top_scale + 1))
     fh, fw = (height + 2) * scale, (width + 2) * scale
     return scale, (int(rng.integers(0, canvas_size - fh + 1)), int(rng.integers(0, canvas_size - fw + 1)))
+
+
+def random_cell_offset(sizes, tokens_per_side: int, rng: np.random.Generator) -> tuple[int, int]:
+    """A random whole-cell (top, left) at which every framed (h, w) in `sizes` fits a `tokens_per_side` square.
+
+    Input and output share it, so the output is drawn (and predicted) where the input is."""
+    height = max(int(h) for h, _ in sizes) + 2
+    width = max(int(w) for _, w in sizes) + 2
+    if height > tokens_per_side or width > tokens_per_side:
+        raise ValueError(
+            f"grids of sizes {[tuple(int(v) for v in size) for size in sizes]} with their frame do not fit "
+            f"{tokens_per_side} x {tokens_per_side} cells"
+        )
+    return int(rng.integers(0, tokens_per_side - height + 1)), int(rng.integers(0, tokens_per_side - width + 1))
+
+
+def cell_label_map(grid, tokens_per_side: int, cell_offset=(0, 0)) -> np.ndarray:
+    """One class per token, int64 [tokens_per_side, tokens_per_side]: the grid's colours 0..9, `BORDER_CLASS` on the
+    one-cell frame around it, `BACKGROUND_CLASS` elsewhere; the frame's top-left corner at `cell_offset` (cells)."""
+    arr = validate_grid(grid)
+    h, w = arr.shape
+    top, left = (int(v) for v in cell_offset)
+    if top < 0 or left < 0 or top + h + 2 > tokens_per_side or left + w + 2 > tokens_per_side:
+        raise ValueError(
+            f"cell offset {(top, left)} puts the framed {h}x{w} grid outside {tokens_per_side} x {tokens_per_side} cells"
+        )
+    labels = np.full((tokens_per_side, tokens_per_side), BACKGROUND_CLASS, dtype=np.int64)
+    labels[top : top + h + 2, left : left + w + 2] = BORDER_CLASS
+    labels[top + 1 : top + 1 + h, left + 1 : left + 1 + w] = arr
+    return labels
 
 
 def _to_hwc_uint8(canvas) -> np.ndarray:

@@ -9,11 +9,12 @@ import torch
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
-from ..configuration.conventions import CLIP_MEAN, CLIP_STD, MAX_GRID_SIZE
-from .grids import decode_canvas, render_grid
+from ..configuration.conventions import CLIP_MEAN, CLIP_STD, MAX_GRID_SIZE, NUM_CELL_CLASSES
+from .grids import EXTENDED_PALETTE, decode_canvas, render_grid
 from .photos import photo_to_chw, photo_to_uint8
 from .text_rendering import TextRenderer
 
+GRID_LAYOUTS = ("scaled", "cells")
 
 
 class TRMImageProcessor(BaseImageProcessor):
@@ -28,6 +29,12 @@ class TRMImageProcessor(BaseImageProcessor):
         font_size (`int`, *optional*): text size in px (default `max(8, round(canvas_size / 16))`).
         text_overflow (`str`, defaults to `"truncate"`): `"truncate"` (first canvas, flagged `text_truncated`)
             or `"continue"` (one canvas per page, flagged `text_continues`).
+        grid_layout (`str`, defaults to `"scaled"`): how ARC grids are drawn. `"scaled"`: the largest scale that
+            fits, centred (random scale and offset in training). `"cells"`: one cell per ViT token, each cell
+            `cell_px` px (= the model's `patch_size`), the frame's corner on a whole cell, at the top-left by default
+            and at a random whole-cell offset in training; the processor then also returns `cell_labels`.
+        cell_px (`int`, defaults to 2): pixels per cell in the `"cells"` layout (unused in `"scaled"`);
+            `canvas_size // cell_px` tokens per side must hold `max_grid_size` + 2 (the frame).
     """
 
     model_input_names = ["pixel_values"]
@@ -40,11 +47,16 @@ class TRMImageProcessor(BaseImageProcessor):
         max_grid_size: int = MAX_GRID_SIZE,
         font_size: int | None = None,
         text_overflow: str = "truncate",
+        grid_layout: str = "scaled",
+        cell_px: int = 2,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if text_overflow not in ("truncate", "continue"):
             raise ValueError(f"text_overflow must be 'truncate' or 'continue', got {text_overflow!r}")
+        _check_grid_layout(grid_layout, cell_px, int(canvas_size), int(max_grid_size))
+        self.grid_layout = grid_layout
+        self.cell_px = int(cell_px)
         self.canvas_size = int(canvas_size)
         self.image_mean = list(image_mean) if image_mean is not None else list(CLIP_MEAN)
         self.image_std = list(image_std) if image_std is not None else list(CLIP_STD)
@@ -76,9 +88,38 @@ class TRMImageProcessor(BaseImageProcessor):
             self._text_renderer = TextRenderer(self.canvas_size, self.font_size)
         return self._text_renderer
 
+    @property
+    def tokens_per_side(self) -> int:
+        """Cells (= ViT tokens) per canvas side in the `"cells"` layout."""
+        return self.canvas_size // self.cell_px
+
     # canvases (uint8 [S, S, 3]) -------------------------------------------------------------------------------
     def render_grid(self, grid, scale: int | None = None, offset=None) -> np.ndarray:
+        """The grid's canvas. In the `"cells"` layout the scale is `cell_px` and `offset` (pixels, default the
+        top-left corner) must be a whole number of cells."""
+        if self.grid_layout == "cells":
+            if scale is not None and scale != self.cell_px:
+                raise ValueError(f"the 'cells' layout draws every cell {self.cell_px} px wide, got scale={scale}")
+            offset = (0, 0) if offset is None else tuple(int(v) for v in offset)
+            if any(v % self.cell_px for v in offset):
+                raise ValueError(f"in the 'cells' layout the offset must be a multiple of {self.cell_px} px, got {offset}")
+            scale = self.cell_px
         return render_grid(grid, self.canvas_size, scale=scale, offset=offset)
+
+    def render_cell_labels(self, cell_labels: torch.Tensor) -> torch.Tensor:
+        """Normalised `pixel_values` [B, 3, S, S] of cell-label maps [B, T, T] (colours, `BORDER_CLASS`,
+        `BACKGROUND_CLASS`): the same pixels as `normalize_canvas(render_grid(...))`, built with tensor ops on the
+        maps' device, so training batches can be drawn on the GPU."""
+        if cell_labels.dim() != 3 or tuple(cell_labels.shape[1:]) != (self.tokens_per_side,) * 2:
+            raise ValueError(
+                f"cell_labels must have shape (batch, {self.tokens_per_side}, {self.tokens_per_side}), "
+                f"got {tuple(cell_labels.shape)}"
+            )
+        if cell_labels.numel() and (cell_labels.min() < 0 or cell_labels.max() >= NUM_CELL_CLASSES):
+            raise ValueError(f"cell_labels must lie in [0, {NUM_CELL_CLASSES}) to be drawn")
+        palette = torch.from_numpy(self.normalize_canvas(EXTENDED_PALETTE[None]))[:, 0].T  # [12, 3], normalised
+        pixels = palette.to(cell_labels.device)[cell_labels.long()].permute(0, 3, 1, 2)  # [B, 3, T, T]
+        return pixels.repeat_interleave(self.cell_px, dim=2).repeat_interleave(self.cell_px, dim=3)
 
     def render_text(self, text: str) -> dict:
         """First canvas of `text` with flags `truncated`, `continues`, `empty`, and `undrawable`: the "U+XXXX" of
@@ -130,3 +171,19 @@ class TRMImageProcessor(BaseImageProcessor):
             images = [images]
         pixel_values = np.stack([self.preprocess_photo(image) for image in images])
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+
+def _check_grid_layout(grid_layout, cell_px, canvas_size: int, max_grid_size: int) -> None:
+    if grid_layout not in GRID_LAYOUTS:
+        raise ValueError(f"grid_layout must be one of {GRID_LAYOUTS}, got {grid_layout!r}")
+    if not isinstance(cell_px, (int, np.integer)) or isinstance(cell_px, bool) or cell_px < 1:
+        raise ValueError(f"cell_px must be an int >= 1, got {cell_px!r}")
+    if grid_layout != "cells":
+        return
+    if canvas_size % cell_px:
+        raise ValueError(f"grid_layout='cells': canvas_size={canvas_size} is not a multiple of cell_px={cell_px}")
+    if canvas_size // cell_px < max_grid_size + 2:
+        raise ValueError(
+            f"grid_layout='cells': {canvas_size // cell_px} cells per side (canvas_size {canvas_size} / cell_px "
+            f"{cell_px}) cannot hold a {max_grid_size}-cell grid and its frame ({max_grid_size + 2} cells)"
+        )

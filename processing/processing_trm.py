@@ -21,7 +21,7 @@ from ..configuration.conventions import (
     MODEL_INPUT_NAMES,
 )
 from ..configuration.hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
-from .grids import pad_grid, unpad_grid, validate_grid
+from .grids import cell_label_map, pad_grid, random_cell_offset, unpad_grid, validate_grid
 from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
@@ -29,7 +29,8 @@ from .tokenization import build_byte_tokenizer
 logger = logging.getLogger(__name__)
 
 # What `__call__(..., return_bookkeeping=True)` adds to the model inputs: where each row came from and what rendering
-# had to cut or could not draw. Select model inputs with `model_input_names`, never by removing these.
+# had to cut or could not draw (plus `cell_offsets` in the "cells" grid layout). Select model inputs with
+# `model_input_names`, never by removing these.
 BOOKKEEPING_NAMES = (
     "input_index", "test_index", "grid_sizes", "text_truncated", "text_continues", "text_empty", "target_truncated",
     "undrawable_characters",
@@ -124,7 +125,11 @@ class TRMProcessor(ProcessorMixin):
     @classmethod
     def from_config(cls, config, tokenizer=None, task_vocabulary=None, **kwargs) -> "TRMProcessor":
         """A processor matching a `TRMConfig`: canvas = config.image_size, its mean/std, max grid 30, its
-        max_text_length; the tokenizer's size must equal config.text_vocab_size."""
+        max_text_length; the tokenizer's size must equal config.text_vocab_size. A config with the cell head
+        (`grid_head_type="cells"`) gets the cell-aligned layout, one cell per patch."""
+        if getattr(config, "grid_head_type", "queries") == "cells":
+            kwargs.setdefault("grid_layout", "cells")
+            kwargs.setdefault("cell_px", config.patch_size)
         image_processor = TRMImageProcessor(
             canvas_size=config.image_size,
             image_mean=config.image_mean,
@@ -240,11 +245,39 @@ class TRMProcessor(ProcessorMixin):
         )
 
     def _grid_row(self, grid: np.ndarray, rng) -> dict:
+        if self.image_processor.grid_layout == "cells":
+            # Drawn by `_draw_cell_row` once the row's target is known: the placement must fit both grids.
+            return dict(grid=grid, modality=MODALITY_GRID, grid_size=grid.shape)
         scale = offset = None
         if rng is not None:
             scale, offset = random_grid_placement(grid.shape[0], grid.shape[1], self.canvas_size, rng)
         canvas = self.image_processor.render_grid(grid, scale=scale, offset=offset)
         return dict(canvas=canvas, modality=MODALITY_GRID, grid_size=grid.shape)
+
+    def _draw_cell_row(self, row: dict, rng) -> None:
+        """Cell-aligned layout: the input drawn at a whole-cell offset (the top-left corner, or random in training)
+        at which its target, drawn at the same offset, fits too."""
+        ip = self.image_processor
+        sizes = [row["grid"].shape]
+        if row["target"] is not None:
+            try:
+                row["target"] = validate_grid(row["target"], max_size=ip.max_grid_size)
+            except ValueError as err:
+                raise ValueError(f"grid_targets[{row['input_index']}]: {err}") from None
+            sizes.append(row["target"].shape)
+        top, left = random_cell_offset(sizes, ip.tokens_per_side, rng) if rng is not None else (0, 0)
+        row["cell_offset"] = (top, left)
+        row["canvas"] = ip.render_grid(row.pop("grid"), offset=(top * ip.cell_px, left * ip.cell_px))
+
+    def _cell_label_array(self, rows: list[dict]) -> np.ndarray:
+        """`cell_labels` [B, T, T]: each target drawn one class per token at its input's offset; -100 on rows
+        without a target."""
+        side = self.image_processor.tokens_per_side
+        cell_labels = np.full((len(rows), side, side), IGNORE_INDEX, dtype=np.int64)
+        for b, row in enumerate(rows):
+            if row["target"] is not None:
+                cell_labels[b] = cell_label_map(row["target"], side, row["cell_offset"])
+        return cell_labels
 
     def encode_text_target(self, text: str) -> tuple[list[int], bool]:
         """bos + tokens + eos, cut to `max_text_length` (then without eos) with a truncation flag."""
@@ -279,16 +312,20 @@ class TRMProcessor(ProcessorMixin):
                 target is one grid (one test input) or a list of grids (one per test input).
             text_targets: decoder target text per input (str or None).
             task_ids: task-embedding id per input (int or None), overriding the name lookup in `task_vocabulary`.
-            random_placement / seed: random grid scale and translation (training augmentation).
+            random_placement / seed: random grid scale and translation (training augmentation); in the `"cells"`
+                layout a random whole-cell offset that fits the input and its target.
             return_bookkeeping: also return `input_index`, `test_index`, `grid_sizes` [B, 2], `text_truncated`,
-                `text_continues`, `text_empty`, (with text targets) `target_truncated`, and
-                `undrawable_characters` (per row, the "U+XXXX" labels of characters no font could draw; they are
-                drawn as a replacement sign and logged as a warning either way).
+                `text_continues`, `text_empty`, (with text targets) `target_truncated`, `undrawable_characters`
+                (per row, the "U+XXXX" labels of characters no font could draw; they are drawn as a replacement sign
+                and logged as a warning either way), and in the `"cells"` layout `cell_offsets` [B, 2] (the frame's
+                top-left cell; -1 on rows that are not grids).
         Returns:
             BatchFeature: `pixel_values` [B, 3, S, S] float32, `modality_ids` [B], `task_ids` [B]; `labels` [B] when
             labels are given; `grid_labels` [B, G, G] (G = the largest grid side, padded with -100) when any grid
             target exists; `decoder_input_ids`, `decoder_attention_mask`, `text_labels` [B, T] when text targets are
-            given.
+            given; in the `"cells"` layout also `cell_labels` [B, T, T] (T = canvas_size // cell_px) with any grid
+            target: the target's colours 0..9, `BORDER_CLASS` on its frame, `BACKGROUND_CLASS` elsewhere, its
+            frame's corner where the input's is; -100 on rows without a target.
         """
         items = self._as_list(inputs)
         n = len(items)
@@ -304,6 +341,8 @@ class TRMProcessor(ProcessorMixin):
                 if task_ids[i] is not None:
                     row["task_id"] = self._check_task_id(task_ids[i], i)
                 row["target"] = self._grid_target(row, items[i], grid_targets[i], i)
+                if "grid" in row:
+                    self._draw_cell_row(row, rng)
                 rows.append(row)
 
         data = {
@@ -316,6 +355,8 @@ class TRMProcessor(ProcessorMixin):
             data["labels"] = np.array([_or_ignore(labels[row["input_index"]]) for row in rows], dtype=np.int64)
         if any(row["target"] is not None for row in rows):
             data["grid_labels"] = self._grid_label_array(rows)
+            if self.image_processor.grid_layout == "cells":
+                data["cell_labels"] = self._cell_label_array(rows)
         if any(text is not None for text in text_targets):
             data.update(self._text_target_arrays([text_targets[row["input_index"]] for row in rows]))
         undrawable = [row.get("undrawable", []) for row in rows]
@@ -324,6 +365,8 @@ class TRMProcessor(ProcessorMixin):
                            sorted({ch for chars in undrawable for ch in chars}))
         if return_bookkeeping:
             data.update(self._bookkeeping(rows))
+            if self.image_processor.grid_layout == "cells":
+                data["cell_offsets"] = np.array([row.get("cell_offset", (-1, -1)) for row in rows], dtype=np.int64)
         elif "target_truncated" in data:
             del data["target_truncated"]
         batch = BatchFeature(data, tensor_type=return_tensors)
