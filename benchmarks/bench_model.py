@@ -16,15 +16,20 @@ import json
 import platform
 import time
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vision_trm.configuration import IGNORE_INDEX, MODALITY_GRID, MODALITY_IMAGE, MODALITY_TEXT, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
+from vision_trm.processing import TRMProcessor
 
 
 def synthetic_batch(config: TRMConfig, batch_size: int, text_length: int, device) -> dict:
-    """A mixed batch: a third grids, a third images, a third text, with every label a real step would carry."""
+    """A mixed batch (a third grids, a third images, a third text, with every label a real step would carry), or for
+    a one-token-per-cell ARC preset a batch of random grids to copy, drawn by the processor."""
+    if config.grid_head_type == "cells":
+        return cell_batch(config, batch_size, device)
     generator = torch.Generator().manual_seed(0)
     side = config.max_grid_size
     modality = torch.tensor([MODALITY_TEXT, MODALITY_IMAGE, MODALITY_GRID]).repeat(batch_size // 3 + 1)[:batch_size]
@@ -44,6 +49,14 @@ def synthetic_batch(config: TRMConfig, batch_size: int, text_length: int, device
         "decoder_attention_mask": torch.ones_like(text),
         "text_labels": text_labels,
     }
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def cell_batch(config: TRMConfig, batch_size: int, device) -> dict:
+    """Random grids (sides 1..max_grid_size) at random whole-cell offsets, each its own target."""
+    rng = np.random.default_rng(0)
+    grids = [rng.integers(0, 10, rng.integers(1, config.max_grid_size + 1, 2)).tolist() for _ in range(batch_size)]
+    batch = TRMProcessor.from_config(config)(grids, grid_targets=grids, random_placement=True, seed=0)
     return {key: value.to(device) for key, value in batch.items()}
 
 
