@@ -222,7 +222,7 @@ def test_loss_module_needs_a_target_and_the_head_it_scores(small_model_config, m
     inputs, labels = model_batch(config)
     with torch.no_grad():
         outputs = model.trm(**inputs)
-    with pytest.raises(ValueError, match="at least one of labels, grid_labels and text_labels"):
+    with pytest.raises(ValueError, match="at least one of labels, grid_labels, text_labels and cell_labels"):
         model.loss_head(outputs)
     with pytest.raises(ValueError, match="no classification head"):
         model.loss_head(outputs, labels=labels["labels"])

@@ -10,6 +10,9 @@ from transformers import AutoTokenizer
 
 from clean_process import CLEAN_MARKER, run_clean
 from vision_trm.configuration import LABEL_NAMES, MODEL_INPUT_NAMES
+
+# The label arrays of the default ("scaled") grid layout: `cell_labels` are the one-token-per-cell layout's.
+SCALED_LAYOUT_LABEL_NAMES = set(LABEL_NAMES) - {"cell_labels"}
 from vision_trm.configuration.configuration_trm import TRMConfig
 from vision_trm.modeling_trm.heads import decode_grid_logits
 from vision_trm.processing import (
@@ -48,7 +51,7 @@ def test_mixed_batch_keys_and_shapes(processor, config):
         text_targets=["cat", None, None, None, None, "task"],
         return_bookkeeping=True,
     )
-    assert set(out) == set(MODEL_INPUT_NAMES) | set(LABEL_NAMES) | set(BOOKKEEPING_NAMES)
+    assert set(out) == set(MODEL_INPUT_NAMES) | SCALED_LAYOUT_LABEL_NAMES | set(BOOKKEEPING_NAMES)
     B, S = 7, config.image_size  # the task has two test inputs -> two rows
     assert out["pixel_values"].shape == (B, 3, S, S) and out["pixel_values"].dtype == torch.float32
     assert out["modality_ids"].tolist() == [0, 1, 2, 2, 2, 2, 2]
@@ -312,7 +315,7 @@ def test_returns_exactly_the_model_inputs_and_the_labels_given(processor):
     assert set(processor([TASK])) == base | {"grid_labels"}  # a task's test outputs are grid targets
     everything = processor(["x", TASK], labels=[1, None], text_targets=["y", None])
     assert set(everything) <= set(MODEL_INPUT_NAMES) | set(LABEL_NAMES)
-    assert set(everything) == base | text | set(LABEL_NAMES)
+    assert set(everything) == base | text | SCALED_LAYOUT_LABEL_NAMES
 
 
 def test_bookkeeping_only_with_return_bookkeeping(processor):
