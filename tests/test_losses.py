@@ -16,19 +16,12 @@ from vision_trm.modeling_trm.losses import (
     halting_loss,
     shifted_text_cross_entropy,
 )
+from tiny_models import make_grid_labels
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def make_grid_labels(sizes, size=30):
-    labels = torch.full((len(sizes), size, size), IGNORE_INDEX, dtype=torch.long)
-    for index, (height, width) in enumerate(sizes):
-        if height:
-            labels[index, :height, :width] = torch.randint(0, 10, (height, width))
-    return labels
 
 
 def logits_for(labels, strength=50.0):

@@ -15,6 +15,7 @@ from vision_trm.modeling_trm.heads import ClassificationHead, GridHead, TextDeco
 from vision_trm.modeling_trm.losses import concept_loss
 from vision_trm.modeling_trm.planner import LatentPlanner
 from vision_trm.modeling_trm.recursion import HaltingHead, TRMReasoningCore, should_halt
+from tiny_models import make_grid_labels
 
 HIDDEN = 32
 
@@ -204,14 +205,6 @@ def test_planner_paths_are_independent_of_batch_folding():
 # ---------------------------------------------------------------------------------------------------------------
 # Grid head
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def make_grid_labels(sizes, size=30):
-    labels = torch.full((len(sizes), size, size), IGNORE_INDEX, dtype=torch.long)
-    for index, (height, width) in enumerate(sizes):
-        if height:
-            labels[index, :height, :width] = torch.randint(0, 10, (height, width))
-    return labels
 
 
 def logits_for(labels, strength=50.0):

@@ -59,3 +59,13 @@ def model_batch(config: TRMConfig, batch: int = 3, seed: int = 0) -> tuple[dict,
         "text_labels": text_labels,
     }
     return inputs, labels
+
+
+def make_grid_labels(sizes, size=30):
+    """`grid_labels` [len(sizes), size, size]: a random grid of each (height, width) top-left, IGNORE_INDEX elsewhere
+    (a height of 0: no target)."""
+    labels = torch.full((len(sizes), size, size), IGNORE_INDEX, dtype=torch.long)
+    for index, (height, width) in enumerate(sizes):
+        if height:
+            labels[index, :height, :width] = torch.randint(0, 10, (height, width))
+    return labels
