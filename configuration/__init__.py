@@ -13,6 +13,7 @@ from .conventions import (
     ARC_PALETTE,
     BACKGROUND_CLASS,
     BORDER_CLASS,
+    IDENTITY_AUGMENTATION,
     IGNORE_INDEX,
     LABEL_NAMES,
     MAX_GRID_SIZE,
@@ -23,6 +24,7 @@ from .conventions import (
     MODEL_INPUT_NAMES,
     NUM_CELL_CLASSES,
     NUM_COLORS,
+    NUM_DIHEDRAL_TRANSFORMS,
 )
 
 # With the package installed, `AutoConfig` knows `vision_trm` folders without remote code (the Hub copy carries
@@ -32,5 +34,5 @@ AutoConfig.register(TRMConfig.model_type, TRMConfig, exist_ok=True)
 __all__ = [
     "TRMConfig", "PRESETS", "HEAD_NAMES", "MODALITY_TEXT", "MODALITY_IMAGE", "MODALITY_GRID", "MODALITY_NAMES",
     "MODEL_INPUT_NAMES", "LABEL_NAMES", "IGNORE_INDEX", "MAX_GRID_SIZE", "NUM_COLORS", "ARC_PALETTE",
-    "BORDER_CLASS", "BACKGROUND_CLASS", "NUM_CELL_CLASSES",
+    "BORDER_CLASS", "BACKGROUND_CLASS", "NUM_CELL_CLASSES", "NUM_DIHEDRAL_TRANSFORMS", "IDENTITY_AUGMENTATION",
 ]

@@ -34,7 +34,8 @@ GRID_HEAD_TYPES = ("queries", "cells")
 # a number in a range. A string or a float where an int belongs fails here, not deep inside torch.
 _POSITIVE_INT_FIELDS = (
     "image_size", "patch_size", "num_channels", "hidden_size", "num_attention_heads", "vit_num_layers",
-    "adapter_num_layers", "num_task_ids", "H_cycles", "L_cycles", "trm_num_layers", "deep_supervision_steps",
+    "adapter_num_layers", "num_task_ids", "num_task_prefix_tokens", "H_cycles", "L_cycles", "trm_num_layers",
+    "deep_supervision_steps",
     "num_capsules", "planner_num_thoughts", "max_grid_size", "num_colors", "grid_head_num_layers",
     "text_vocab_size", "text_decoder_num_layers", "max_text_length",
 )
@@ -71,7 +72,8 @@ class TRMConfig(PretrainedConfig):
     Use [`TRMConfig.from_preset`] for the named presets: `"tiny"` (CPU, tests), `"base"` (width 768, 224 px,
     patch 16, no pretrained tower), `"clip-b16"` (default tower), `"dinov2-b"`, `"siglip-b"` and
     `"efficientnet-lite0"` (the offline ImageNet-pretrained tower), and the one-token-per-cell ARC presets
-    `"arc-cells-tiny"` (CPU) and `"arc-cells"` (GPU, ~10M parameters): 64 px canvas, patch 2, the cell head.
+    `"arc-cells-tiny"` (CPU) and `"arc-cells"` (GPU, ~10M parameters): 64 px canvas, patch 2, the cell head; and
+    the ARC recipe's `"arc-tiny"` and `"arc"`: the same plus task prefix positions and augmentation tokens.
 
     Args:
         image_size (`int`, *optional*, defaults to 224):
@@ -125,6 +127,15 @@ class TRMConfig(PretrainedConfig):
         num_task_ids (`int`, *optional*, defaults to 1):
             Size of the learned task-embedding table; id 0 means "no task" and is always present. ARC training sets
             this to the number of tasks + 1.
+        num_task_prefix_tokens (`int`, *optional*, defaults to 1):
+            Prefix positions a task embedding fills (TRM uses 16): row `i` of `task_embeddings` holds
+            `num_task_prefix_tokens * hidden_size` numbers. Task embeddings start at zero, as in TRM, so an untrained
+            task id adds nothing.
+        use_augmentation_tokens (`bool`, *optional*, defaults to `False`):
+            Whether the augmented view a sample shows (`augmentation_ids`: its dihedral transform and colour
+            permutation) is told to the model as 11 prefix tokens: one for the dihedral transform and one per
+            colour, holding the colour it is drawn as. With it, the 8 x 9! views of an ARC task can share one
+            task id without contradicting each other ("move right" under a transpose is "move down").
         H_cycles (`int`, *optional*, defaults to 3):
             Outer recursion cycles; the first `H_cycles - 1` run without gradient.
         L_cycles (`int`, *optional*, defaults to 6):
@@ -209,6 +220,8 @@ class TRMConfig(PretrainedConfig):
         use_n2n_adapter: bool = True,
         adapter_num_layers: int = 3,
         num_task_ids: int = 1,
+        num_task_prefix_tokens: int = 1,
+        use_augmentation_tokens: bool = False,
         H_cycles: int = 3,
         L_cycles: int = 6,
         trm_num_layers: int = 2,
@@ -259,6 +272,8 @@ class TRMConfig(PretrainedConfig):
         self.use_n2n_adapter = use_n2n_adapter
         self.adapter_num_layers = adapter_num_layers
         self.num_task_ids = num_task_ids
+        self.num_task_prefix_tokens = num_task_prefix_tokens
+        self.use_augmentation_tokens = use_augmentation_tokens
         self.H_cycles = H_cycles
         self.L_cycles = L_cycles
         self.trm_num_layers = trm_num_layers
@@ -370,6 +385,8 @@ class TRMConfig(PretrainedConfig):
         unknown_heads = set(self.heads) - set(HEAD_NAMES)
         if unknown_heads:
             problems.append(f"unknown heads {sorted(unknown_heads)}; known heads are {HEAD_NAMES}")
+        if not isinstance(self.use_augmentation_tokens, bool):
+            problems.append(f"use_augmentation_tokens must be True or False, got {self.use_augmentation_tokens!r}")
         if self.grid_head_type not in GRID_HEAD_TYPES:
             problems.append(f"grid_head_type={self.grid_head_type!r} is not one of {GRID_HEAD_TYPES}")
         elif self.grid_head_type == "cells" and self.num_patches_per_side < self.max_grid_size + 2:
@@ -484,3 +501,7 @@ PRESETS: dict[str, dict] = {
         L_cycles=2, deep_supervision_steps=2, num_capsules=4,
     ),
 }
+# The ARC recipe's presets (`run_multimodal.py --recipe arc`): the cell presets plus the task conditioning that
+# respects augmentation, several zero-initialised task prefix positions and the view told as tokens.
+PRESETS["arc-tiny"] = dict(PRESETS["arc-cells-tiny"], num_task_prefix_tokens=4, use_augmentation_tokens=True)
+PRESETS["arc"] = dict(PRESETS["arc-cells"], num_task_prefix_tokens=8, use_augmentation_tokens=True)

@@ -17,7 +17,9 @@ MODALITY_NAMES = {MODALITY_TEXT: "text", MODALITY_IMAGE: "image", MODALITY_GRID:
 # ------------------------------------------------------------------------------------------- model interface
 # What the processor returns and the model's `forward` takes: the one list the collator, the Space and the
 # evaluation scripts select with. Bookkeeping (which input a row came from, truncation flags) is not in it.
-MODEL_INPUT_NAMES = ("pixel_values", "modality_ids", "task_ids", "decoder_input_ids", "decoder_attention_mask")
+MODEL_INPUT_NAMES = (
+    "pixel_values", "modality_ids", "task_ids", "decoder_input_ids", "decoder_attention_mask", "augmentation_ids",
+)
 # Targets: class labels [B], padded ARC output grids [B, S, S], decoder targets [B, T], and in the cell-aligned
 # layout the class of every token [B, T, T] (see CELL_CLASSES below).
 LABEL_NAMES = ("labels", "grid_labels", "text_labels", "cell_labels")
@@ -27,6 +29,11 @@ IGNORE_INDEX = -100
 # --------------------------------------------------------------------------------------------------- ARC grids
 MAX_GRID_SIZE = 30  # the largest ARC grid side; `TRMConfig.max_grid_size` defaults to it
 NUM_COLORS = 10
+# An augmented view of an ARC task as the processor returns it in `augmentation_ids` [B, 11]: column 0 the dihedral
+# transform (0..7, see processing/transforms.py), columns 1..10 the colour permutation (colour c is drawn as
+# column 1 + c). The identity view:
+NUM_DIHEDRAL_TRANSFORMS = 8
+IDENTITY_AUGMENTATION = (0,) + tuple(range(NUM_COLORS))
 # The standard ARC palette, colour index 0..9 (uint8 RGB).
 ARC_PALETTE = np.array(
     [

@@ -15,7 +15,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from ..configuration.configuration_trm import TRMConfig
-from ..configuration.conventions import MODALITY_GRID, MODALITY_IMAGE, MODALITY_NAMES
+from ..configuration.conventions import IDENTITY_AUGMENTATION, MODALITY_GRID, MODALITY_IMAGE, MODALITY_NAMES
 from ..configuration.hub_export import MODEL_AUTO_MAP, write_code_files
 from .adapter import N2NFeatureAdapter, make_aligned_views
 from .capsules import CapsulePooling
@@ -27,6 +27,7 @@ from .losses import TRMMultitaskLoss
 from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
 from .planner import LatentPlanner
 from .recursion import HaltingHead, TRMReasoningCore, should_halt
+from .task_conditioning import AugmentationTokens, TaskEmbedding, check_augmentation_ids
 from .towers import PretrainedVisionTower
 from .vit import TrainableViT
 
@@ -50,6 +51,9 @@ class TRMPreTrainedModel(PreTrainedModel):
             # initialised without calling this method, and the Linear branch below would zero the EMIT bias.
             init.normal_(module.weight, std=1e-3)
             init.copy_(module.bias, torch.tensor([-5.0, 0.0]))
+        elif isinstance(module, TaskEmbedding):
+            # As in TRM: a task embedding starts at zero, so an id the model has not been trained on adds nothing.
+            init.zeros_(module.weight)
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
@@ -120,7 +124,8 @@ class TRMModel(TRMPreTrainedModel):
         has_two_paths = config.has_pretrained_tower and config.use_trainable_vit
         self.fusion = AdaptiveFusion(config) if has_two_paths else None
         self.adapter = N2NFeatureAdapter(config) if config.use_n2n_adapter else None
-        self.task_embeddings = nn.Embedding(config.num_task_ids, config.hidden_size)
+        self.task_embeddings = TaskEmbedding(config)
+        self.augmentation_tokens = AugmentationTokens(config) if config.use_augmentation_tokens else None
         self.modality_embeddings = nn.Embedding(len(MODALITY_NAMES), config.hidden_size)
         self.reasoning_core = TRMReasoningCore(config)
         self.halting_head = HaltingHead(config)
@@ -136,7 +141,8 @@ class TRMModel(TRMPreTrainedModel):
         self.freeze_pretrained_tower()
 
     # -------------------------------------------------------------------------------------------- validation
-    def _check_inputs(self, pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask) -> None:
+    def _check_inputs(self, pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
+                      augmentation_ids=None) -> None:
         """Raises `ValueError` naming the first input that does not fit the config."""
         config = self.config
         expected = (config.num_channels, config.image_size, config.image_size)
@@ -168,6 +174,8 @@ class TRMModel(TRMPreTrainedModel):
                 _check_id_tensor("decoder_attention_mask", decoder_attention_mask, tuple(decoder_input_ids.shape))
         elif decoder_attention_mask is not None:
             raise ValueError("decoder_attention_mask was given without decoder_input_ids")
+        if augmentation_ids is not None:
+            check_augmentation_ids(augmentation_ids, batch)
 
     # -------------------------------------------------------------------------------------------- perception
     def fused_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -184,15 +192,24 @@ class TRMModel(TRMPreTrainedModel):
             features = self.adapter(features)
         return features, gate
 
-    def embed_inputs(self, features, modality_ids, task_ids) -> torch.Tensor:
-        """Prepends one token carrying the task and modality embeddings (TRM's puzzle-embedding position)."""
-        batch = features.shape[0]
+    def embed_inputs(self, features, modality_ids, task_ids, augmentation_ids=None) -> torch.Tensor:
+        """Prepends the prefix tokens (TRM's puzzle-embedding positions): the task embedding's
+        `num_task_prefix_tokens` positions, the modality embedding added to the first, then, with
+        `use_augmentation_tokens`, the 11 tokens of the augmented view (the identity when `augmentation_ids` is None).
+        """
+        batch, device = features.shape[0], features.device
         if modality_ids is None:
-            modality_ids = torch.full((batch,), MODALITY_IMAGE, dtype=torch.long, device=features.device)
+            modality_ids = torch.full((batch,), MODALITY_IMAGE, dtype=torch.long, device=device)
         if task_ids is None:
-            task_ids = torch.zeros(batch, dtype=torch.long, device=features.device)
-        prefix = self.task_embeddings(task_ids) + self.modality_embeddings(modality_ids)
-        return torch.cat([prefix[:, None, :].to(features.dtype), features], dim=1)
+            task_ids = torch.zeros(batch, dtype=torch.long, device=device)
+        prefix = self.task_embeddings(task_ids)                                        # [B, P, D]
+        prefix = torch.cat([prefix[:, :1] + self.modality_embeddings(modality_ids)[:, None], prefix[:, 1:]], dim=1)
+        if self.augmentation_tokens is not None:
+            if augmentation_ids is None:
+                identity = torch.tensor(IDENTITY_AUGMENTATION, dtype=torch.long, device=device)
+                augmentation_ids = identity.expand(batch, -1)
+            prefix = torch.cat([prefix, self.augmentation_tokens(augmentation_ids)], dim=1)   # [B, P + 11, D]
+        return torch.cat([prefix.to(features.dtype), features], dim=1)
 
     # ---------------------------------------------------------------------------------------------- read-out
     def read_out(self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None,
@@ -240,6 +257,7 @@ class TRMModel(TRMPreTrainedModel):
         task_ids: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
+        augmentation_ids: torch.Tensor | None = None,
     ) -> TRMModelOutput:
         r"""
         Args:
@@ -249,10 +267,14 @@ class TRMModel(TRMPreTrainedModel):
             task_ids (`torch.LongTensor` of shape `(batch,)`): learned task embedding; 0 = no task.
             decoder_input_ids, decoder_attention_mask (`torch.LongTensor` of shape `(batch, T)`):
                 Text decoder inputs (bos + tokens + eos, padded); the decoder runs on rows with more than the bos.
+            augmentation_ids (`torch.LongTensor` of shape `(batch, 11)`): the augmented view each sample shows (the
+                dihedral transform, then the colour each colour is drawn as; the processor's `augmentations=`).
+                Read only with `config.use_augmentation_tokens`; None = the identity view.
         """
-        self._check_inputs(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask)
-        features, gate = self.perceive(pixel_values)                       # [B, P, D]
-        x = self.embed_inputs(features, modality_ids, task_ids)            # [B, 1 + P, D]
+        self._check_inputs(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
+                           augmentation_ids)
+        features, gate = self.perceive(pixel_values)                               # [B, N, D]
+        x = self.embed_inputs(features, modality_ids, task_ids, augmentation_ids)  # [B, prefix + N, D]
         y, z = self.reasoning_core.initial_carry(x)
         grid_rows = modality_ids == MODALITY_GRID if modality_ids is not None else None
         text_rows = decoder_attention_mask[:, 1:].bool().any(dim=1) if decoder_attention_mask is not None else None
@@ -401,6 +423,7 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
         task_ids: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
+        augmentation_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         grid_labels: torch.Tensor | None = None,
         text_labels: torch.Tensor | None = None,
@@ -408,7 +431,8 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
     ) -> TRMMultitaskOutput:
         r"""
         Args:
-            pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask: as [`TRMModel`].
+            pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask, augmentation_ids: as
+                [`TRMModel`].
             labels (`torch.LongTensor` of shape `(batch,)`): class labels, -100 where none.
             grid_labels (`torch.LongTensor` of shape `(batch, max_grid_size, max_grid_size)`): target grids padded
                 with -100.
@@ -418,7 +442,8 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
                 targets (`grid_head_type="cells"`): each token's class (colour, frame, background), -100 on samples
                 without a grid target; the processor's `"cells"` layout returns them.
         """
-        outputs = self.trm(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask)
+        outputs = self.trm(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
+                           augmentation_ids)
         losses = {}
         targets = dict(labels=labels, grid_labels=grid_labels, text_labels=text_labels, cell_labels=cell_labels)
         if any(target is not None for target in targets.values()):

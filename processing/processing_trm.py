@@ -14,6 +14,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from ..configuration.conventions import (
     ARC_PALETTE,
+    IDENTITY_AUGMENTATION,
     IGNORE_INDEX,
     MODALITY_GRID,
     MODALITY_IMAGE,
@@ -25,6 +26,7 @@ from .grids import cell_label_map, pad_grid, random_cell_offset, unpad_grid, val
 from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
+from .transforms import check_dihedral, transform_grid, transform_task, validate_color_permutation
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +299,7 @@ class TRMProcessor(ProcessorMixin):
         grid_targets=None,
         text_targets=None,
         task_ids=None,
+        augmentations=None,
         random_placement: bool = False,
         seed=None,
         return_bookkeeping: bool = False,
@@ -312,6 +315,12 @@ class TRMProcessor(ProcessorMixin):
                 target is one grid (one test input) or a list of grids (one per test input).
             text_targets: decoder target text per input (str or None).
             task_ids: task-embedding id per input (int or None), overriding the name lookup in `task_vocabulary`.
+            augmentations: per input, None or a view `(dihedral, colour_permutation)` of an ARC grid or task
+                (dihedral 0..7, the permutation 10 ints with colour 0 fixed, or None for none; see
+                `transforms.transform_grid`). The input and its grid target are transformed, and the result gains
+                `augmentation_ids` [B, 11] (the dihedral index, then the permutation; the identity on rows without
+                one), which models with `use_augmentation_tokens` read. Undo a view's prediction with
+                `transforms.inverse_transform_grid(grid, dihedral, colour_permutation)`.
             random_placement / seed: random grid scale and translation (training augmentation); in the `"cells"`
                 layout a random whole-cell offset that fits the input and its target.
             return_bookkeeping: also return `input_index`, `test_index`, `grid_sizes` [B, 2], `text_truncated`,
@@ -333,11 +342,17 @@ class TRMProcessor(ProcessorMixin):
         grid_targets = self._aligned(grid_targets, n, "grid_targets")
         text_targets = self._aligned(text_targets, n, "text_targets")
         task_ids = self._aligned(task_ids, n, "task_ids")
+        views = [self._check_augmentation(view, i) for i, view in enumerate(self._aligned(augmentations, n,
+                                                                                             "augmentations"))]
+        for i, view in enumerate(views):
+            if view is not None:
+                items[i], grid_targets[i] = _augment(items[i], grid_targets[i], view, i)
         rng = np.random.default_rng(seed) if random_placement else None
         rows = []
         for i, item in enumerate(items):
             for row in self._rows_for(item, i, rng):
                 row["input_index"] = i
+                row["augmentation"] = views[i]
                 if task_ids[i] is not None:
                     row["task_id"] = self._check_task_id(task_ids[i], i)
                 row["target"] = self._grid_target(row, items[i], grid_targets[i], i)
@@ -351,6 +366,11 @@ class TRMProcessor(ProcessorMixin):
             "modality_ids": np.array([row["modality"] for row in rows], dtype=np.int64),
             "task_ids": np.array([row.get("task_id", 0) for row in rows], dtype=np.int64),
         }
+        if augmentations is not None:
+            data["augmentation_ids"] = np.array(
+                [IDENTITY_AUGMENTATION if row["augmentation"] is None else row["augmentation"] for row in rows],
+                dtype=np.int64,
+            )
         if any(label is not None for label in labels):
             data["labels"] = np.array([_or_ignore(labels[row["input_index"]]) for row in rows], dtype=np.int64)
         if any(row["target"] is not None for row in rows):
@@ -384,6 +404,21 @@ class TRMProcessor(ProcessorMixin):
         if label < 0:
             raise ValueError(f"labels[{index}] is {label}: a class id is >= 0 (use None, or {IGNORE_INDEX}, for none)")
         return label
+
+    @staticmethod
+    def _check_augmentation(view, index: int):
+        """`None`, or the view as a tuple of 11 ints (dihedral, then the colour permutation)."""
+        if view is None:
+            return None
+        if not isinstance(view, (list, tuple)) or len(view) != 2:
+            raise ValueError(f"augmentations[{index}] must be None or (dihedral, colour_permutation), got {view!r:.80}")
+        dihedral, permutation = view
+        try:
+            dihedral = check_dihedral(dihedral)
+            permutation = np.arange(10) if permutation is None else validate_color_permutation(permutation)
+        except ValueError as err:
+            raise ValueError(f"augmentations[{index}]: {err}") from None
+        return (dihedral, *map(int, permutation))
 
     def _check_task_id(self, task_id, index: int) -> int:
         task_id = _as_int(task_id, f"task_ids[{index}]", "an int >= 0 (0 = no task)")
@@ -481,6 +516,31 @@ class TRMProcessor(ProcessorMixin):
     @property
     def model_input_names(self):
         return list(MODEL_INPUT_NAMES)
+
+
+def _augment(item, target, view: tuple, index: int):
+    """`(item, target)` in the view `(dihedral, *permutation)`: a grid or every grid of a task, and its target."""
+    dihedral, permutation = view[0], np.array(view[1:])
+
+    def transform(grid):
+        try:
+            return transform_grid(grid, dihedral, permutation)
+        except ValueError as err:
+            raise ValueError(f"input {index}: {err}") from None
+
+    if isinstance(item, dict):
+        validate_task(item)
+        item = transform_task(item, dihedral, permutation)
+    elif is_grid_like(item):
+        item = transform(item)
+    else:
+        raise ValueError(f"augmentations[{index}] is given for an input that is not an ARC grid or task")
+    if target is not None:
+        if isinstance(item, dict) and len(item["test"]) > 1:
+            target = [transform(grid) for grid in target] if isinstance(target, (list, tuple)) else target
+        else:
+            target = transform(target)
+    return item, target
 
 
 def _as_int(value, name: str, expected: str) -> int:

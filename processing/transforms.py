@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..configuration.conventions import NUM_DIHEDRAL_TRANSFORMS as NUM_DIHEDRAL
 from .grids import NUM_COLORS, validate_grid
 
-NUM_DIHEDRAL = 8
 
-
-def _check_dihedral(d) -> int:
+def check_dihedral(d) -> int:
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= int(d) < NUM_DIHEDRAL:
         raise ValueError(f"dihedral index must be an int in 0..7, got {d!r}")
     return int(d)
@@ -23,13 +22,13 @@ def _check_dihedral(d) -> int:
 
 def dihedral_inverse(d: int) -> int:
     """Index of the inverse dihedral transform."""
-    d = _check_dihedral(d)
+    d = check_dihedral(d)
     return (4 - d) % 4 if d < 4 else d
 
 
 def dihedral_transform(grid, d: int) -> np.ndarray:
     """Applies dihedral transform `d` to a grid (returns a new int64 array)."""
-    d = _check_dihedral(d)
+    d = check_dihedral(d)
     arr = validate_grid(grid)
     if d >= 4:
         arr = arr[:, ::-1]

@@ -54,8 +54,10 @@ def test_collator_shapes(tmp_path):
     assert {r["modality"] for r in rows} == {0, 1, 2}, "the test needs every modality in its batch"
     batch = collator(rows)
     # The model's inputs and labels (and the sources the NaN guard names), no processor bookkeeping.
-    # `cell_labels` belong to the one-token-per-cell layout only (the arc-cells presets), not to this preset's.
-    assert set(batch) == set(MODEL_INPUT_NAMES) | set(LABEL_NAMES) - {"cell_labels"} | {"row_sources"}
+    # `cell_labels` belong to the one-token-per-cell layout only (the arc-cells presets), not to this preset's;
+    # composite rows are drawn as they are stored (no view told to the model: no `augmentation_ids`).
+    assert set(batch) == set(MODEL_INPUT_NAMES) - {"augmentation_ids"} | set(LABEL_NAMES) - {"cell_labels"} | {
+        "row_sources"}
     s = config.image_size
     assert batch["pixel_values"].shape == (12, 3, s, s)
     assert batch["modality_ids"].tolist() == [r["modality"] for r in rows]

@@ -49,6 +49,7 @@ def test_mixed_batch_keys_and_shapes(processor, config):
         labels=[3, None, None, 1, None, None],
         grid_targets=[None, None, [[2, 1]], None, None, None],
         text_targets=["cat", None, None, None, None, "task"],
+        augmentations=[None, None, (0, None), None, None, None],
         return_bookkeeping=True,
     )
     assert set(out) == set(MODEL_INPUT_NAMES) | SCALED_LAYOUT_LABEL_NAMES | set(BOOKKEEPING_NAMES)
