@@ -125,8 +125,19 @@ class TrainLog:
     train_time_s: float = 0.0
 
     def add(self, name: str, step: int, value) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
         if value is not None:
             self.curves.setdefault(name, []).append([step, float(value)])
+
+
+def training_device() -> torch.device:
+    """The GPU when there is one (the `--scale gpu` runs), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def on_device(batch: dict, device) -> dict:
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -148,10 +159,11 @@ def train_loop(model, next_batch: Callable, scale: Scale, seed: int, evaluate: C
     warmup = max(scale.warmup_steps, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     log = TrainLog()
+    device = next(model.parameters()).device
     start = time.perf_counter()
     for step in range(steps):
         model.train()
-        outputs = model(**next_batch(step))
+        outputs = model(**on_device(next_batch(step), device))
         loss = outputs.loss
         if not torch.isfinite(loss.detach()):
             log.diverged_at = step
@@ -322,7 +334,8 @@ def describe_hardware() -> str:
             model_name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
     except OSError:
         pass
-    return f"{platform.machine()} CPU {model_name}, nproc {os.cpu_count()}, torch {torch.__version__}".replace("  ", " ")
+    description = f"{platform.machine()} CPU {model_name}, nproc {os.cpu_count()}, torch {torch.__version__}"
+    return description.replace("  ", " ")
 
 
 def run_metadata(command: str, scale: str, seeds) -> dict:
@@ -368,7 +381,8 @@ def format_summary_markdown(experiment: Experiment, summary: dict, metadata: dic
         for c in summary["comparisons"]:
             direction = "" if c["higher_is_better"] else " (lower is better; sign flipped)"
             against = f" vs {c['worse_metric']}" if c.get("worse_metric") else ""
-            lines.append(f"| {c['better']} vs {c['worse']} | {c['metric']}{against}{direction} | {c['difference']:+.4f} "
+            lines.append(f"| {c['better']} vs {c['worse']} | {c['metric']}{against}{direction} | "
+                         f"{c['difference']:+.4f} "
                          f"[{c['low']:+.4f}, {c['high']:+.4f}] | {c['test']} | "
                          f"{'' if c['claimed'] is None else c['claimed']} | {c['verdict']} |")
     return "\n".join(lines) + "\n"
@@ -401,7 +415,7 @@ def plot_summary(experiment: Experiment, summary: dict, results: dict[str, dict[
     if experiment.plot_curve:
         axis = axes[0][len(metrics)]
         for arm, by_seed in results.items():
-            curves = [r.curves.get(experiment.plot_curve) for r in by_seed.values() if r.curves.get(experiment.plot_curve)]
+            curves = [r.curves[experiment.plot_curve] for r in by_seed.values() if r.curves.get(experiment.plot_curve)]
             if not curves:
                 continue
             length = min(len(c) for c in curves)

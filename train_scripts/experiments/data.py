@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from vision_trm.configuration.conventions import IGNORE_INDEX, MODALITY_IMAGE, MODALITY_TEXT, MODEL_INPUT_NAMES
+from vision_trm.configuration.conventions import MODALITY_IMAGE, MODALITY_TEXT, MODEL_INPUT_NAMES
 from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
 
 from ..collator import MultimodalCollator
@@ -66,9 +66,10 @@ class MixedBatches:
         self.rng = np.random.default_rng(seed)
 
     def rows(self) -> list:
-        images = [self.pools.train_images[i] for i in self.rng.integers(len(self.pools.train_images), size=self.num_images)]
-        texts = [self.pools.train_texts[i]
-                 for i in self.rng.integers(len(self.pools.train_texts), size=self.batch_size - self.num_images)]
+        pools = self.pools
+        images = [pools.train_images[i] for i in self.rng.integers(len(pools.train_images), size=self.num_images)]
+        texts = [pools.train_texts[i]
+                 for i in self.rng.integers(len(pools.train_texts), size=self.batch_size - self.num_images)]
         return images + texts
 
     def __call__(self, step: int) -> dict:
@@ -85,24 +86,21 @@ def model_inputs(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def evaluate_images(model, processor, rows, batch_size: int = 100, transform=None) -> dict:
-    """Held-out classification accuracy at each sample's halting step and after every supervision step.
-
-    `transform(batch) -> batch` may change the inputs first (the ablations use it)."""
+def evaluate_images(model, processor, rows, batch_size: int = 100) -> dict:
+    """Held-out classification accuracy at each sample's halting step and after every supervision step."""
     collator = MultimodalCollator(processor)
     device = next(model.parameters()).device
     right = total = 0
     per_step_right = None
     for chunk in _batches(rows, batch_size):
         batch = collator(chunk)
-        if transform is not None:
-            batch = transform(batch)
         outputs = model(**model_inputs(batch, device))
         labels = batch["labels"].to(device)
         right += int((outputs.class_logits.argmax(-1) == labels).sum())
         total += len(chunk)
         steps = (outputs.step_class_predictions == labels[:, None]).sum(0).double()
-        per_step_right = steps if per_step_right is None else per_step_right[: len(steps)] + steps[: len(per_step_right)]
+        # A batch whose samples all halted early has fewer steps: keep the steps every batch has.
+        per_step_right = steps if per_step_right is None else per_step_right[:len(steps)] + steps[:len(per_step_right)]
     results = {"image_accuracy": right / max(total, 1)}
     for index, value in enumerate(per_step_right.tolist()):
         results[f"image_accuracy_step{index + 1}"] = value / max(total, 1)
@@ -131,11 +129,3 @@ def evaluate_texts(model, processor, rows, batch_size: int = 50) -> dict:
         results[f"text_perplexity_step{index + 1}"] = math.exp(value / max(tokens, 1))
     return results
 
-
-def blank_text_labels(batch: dict) -> dict:
-    """The same batch with no text targets (image-only evaluation needs no decoder run)."""
-    return {k: v for k, v in batch.items() if k not in ("decoder_input_ids", "decoder_attention_mask", "text_labels")}
-
-
-def ignore_labels_like(labels: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(labels, IGNORE_INDEX)
