@@ -96,6 +96,21 @@ def test_augmented_batch_undoes_to_the_original_pairs(arc_config):
         assert np.array_equal(undone, np.array(pair["output"]))
 
 
+def test_copy_rows_target_their_own_input_under_task_zero(arc_config):
+    pairs = random_pairs(64, seed=4)
+    processor = TRMProcessor.from_config(arc_config)
+    bank = ArcPairBank(pairs, VOCABULARY, arc_config.max_grid_size)
+    batch = bank.batch(torch.arange(64), processor.image_processor, torch.Generator().manual_seed(0),
+                       copy_fraction=0.5)
+    copies = batch["task_ids"] == 0
+    assert 16 < int(copies.sum()) < 48
+    targets, _ = cell_labels_to_grids(batch["cell_labels"], arc_config.max_grid_size)
+    for b, target in enumerate(processor.post_process_grid(targets)):
+        views = batch["augmentation_ids"][b]
+        original = np.array(pairs[b]["input"] if copies[b] else pairs[b]["output"])
+        assert np.array_equal(transforms.inverse_transform_grid(target, int(views[0]), views[1:].numpy()), original)
+
+
 def test_bank_refuses_pairs_without_a_task_id():
     with pytest.raises(ValueError, match="no task id"):
         ArcPairBank(random_pairs(2), {"t0": 1}, 30)

@@ -56,13 +56,24 @@ class ArcPairBank:
         return self
 
     @torch.no_grad()
-    def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True) -> dict:
+    def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
+              copy_fraction: float = 0.0) -> dict:
         """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
-        view at the top-left corner with `augment=False`)."""
+        view at the top-left corner with `augment=False`).
+
+        `copy_fraction`: the share of rows (drawn at random) whose target is their own input, under task id 0 ("no
+        task"). Copying is the function most ARC outputs start from; these rows teach it outright, and task 0 keeps
+        it apart from every task's own rule."""
         indices = indices.to(self.inputs.device)
         batch = indices.shape[0]
         inputs, outputs = self.inputs[indices], self.outputs[indices]
         input_sizes, output_sizes = self.input_sizes[indices], self.output_sizes[indices]
+        task_ids = self.task_ids[indices]
+        if copy_fraction > 0:
+            copy = torch.rand(batch, generator=generator, device=indices.device) < copy_fraction
+            outputs = torch.where(copy[:, None, None], inputs, outputs)
+            output_sizes = torch.where(copy[:, None], input_sizes, output_sizes)
+            task_ids = torch.where(copy, 0, task_ids)
         dihedral = torch.zeros(batch, dtype=torch.long, device=indices.device)
         permutation = torch.arange(NUM_COLORS, device=indices.device).expand(batch, -1)
         if augment:
@@ -75,7 +86,7 @@ class ArcPairBank:
         return {
             "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side)),
             "modality_ids": torch.full((batch,), MODALITY_GRID, dtype=torch.long, device=indices.device),
-            "task_ids": self.task_ids[indices],
+            "task_ids": task_ids,
             "augmentation_ids": torch.cat([dihedral[:, None], permutation], dim=1),
             "cell_labels": cell_maps(outputs, output_sizes, corner, side),
         }

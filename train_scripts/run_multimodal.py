@@ -134,6 +134,8 @@ class RecipeArguments:
                                                                     "0.999 with --recipe arc."})
     compile_blocks: bool = field(default=False, metadata={"help": "torch.compile the trainable ViT and the "
                                                                   "recursion (nearly all FLOPs; GPU)."})
+    arc_copy_fraction: float = field(default=0.0, metadata={"help": "Share of ARC rows trained to copy their "
+                                                                    "input under task id 0 (--recipe arc)."})
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -141,6 +143,8 @@ class RecipeArguments:
         if self.recipe == "arc":
             self.task_embedding_learning_rate = self.task_embedding_learning_rate or 1e-2
             self.ema_decay = 0.999 if self.ema_decay is None else self.ema_decay
+        if not 0.0 <= self.arc_copy_fraction < 1.0:
+            raise ValueError(f"--arc_copy_fraction must lie in [0, 1), got {self.arc_copy_fraction}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema_decay must lie in [0, 1), got {self.ema_decay}")
 
@@ -461,7 +465,8 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         callbacks.append(WeightEMACallback(recipe_args.ema_decay, resume_from=training_args.resume_from_checkpoint))
     trainer = TRMTrainer(model=model, args=training_args, train_dataset=ArcPairIndices(len(bank)),
                          data_collator=collate_pair_indices, processing_class=processor, callbacks=callbacks,
-                         arc_bank=bank, task_embedding_learning_rate=recipe_args.task_embedding_learning_rate)
+                         arc_bank=bank, arc_copy_fraction=recipe_args.arc_copy_fraction,
+                         task_embedding_learning_rate=recipe_args.task_embedding_learning_rate)
     try:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     except NonFiniteLossError as error:
@@ -490,6 +495,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         "command": "python train_scripts/run_multimodal.py " + " ".join(argv), "hardware": describe_hardware(),
         "date": datetime.date.today().isoformat(), "seed": training_args.seed, "world_size": training_args.world_size,
         "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
+        "arc_copy_fraction": recipe_args.arc_copy_fraction,
     }
     if torch.cuda.is_available():
         results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -38,9 +38,11 @@ class TRMTrainer(Trainer):
     The model computes its own loss (`TRMForMultitaskReasoning`, or `TRMForN2NPretraining` for the adapter phase).
     """
 
-    def __init__(self, *args, arc_bank=None, task_embedding_learning_rate: float | None = None, **kwargs):
+    def __init__(self, *args, arc_bank=None, arc_copy_fraction: float = 0.0,
+                 task_embedding_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.arc_bank = arc_bank
+        self.arc_copy_fraction = arc_copy_fraction
         self.task_embedding_learning_rate = task_embedding_learning_rate
         self._extra_sums: dict[str, float] = {}
         self._extra_counts: dict[str, int] = {}
@@ -77,7 +79,8 @@ class TRMTrainer(Trainer):
         seed = hash((self.args.seed, self.state.global_step, self.args.process_index, seen)) % (2**62)
         generator = torch.Generator(device=pair_indices.device).manual_seed(seed)
         image_processor = self.processing_class.image_processor
-        return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True)
+        return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True,
+                                   copy_fraction=self.arc_copy_fraction)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         sources = inputs.pop("row_sources", None)
