@@ -29,5 +29,5 @@ python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered
 python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
   --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
 cp "$RUN"/*.safetensors "$OUT/"
-tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' --exclude='*.py' .
+tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
 ls -la "$OUT"
