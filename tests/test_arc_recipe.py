@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
+from tiny_models import small_clip_config
 from vision_trm.configuration import IDENTITY_AUGMENTATION, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.modeling_trm.cell_head import cell_labels_to_grids
@@ -220,3 +221,21 @@ def test_arc_recipe_trains_and_resumes(tmp_path, monkeypatch):
     assert 0.0 <= second["arc"]["model"]["per_cell_accuracy"] <= 1.0
     saved = TRMForMultitaskReasoning.from_pretrained(tmp_path / "run")
     assert saved.config.use_augmentation_tokens and saved.config.num_task_ids == 5
+
+
+def test_residual_fusion_starts_without_the_tower_and_learns_to_use_it():
+    """`fusion_mode="residual"`: at initialisation the fused tokens are exactly the trainable ViT's (the gate is 0
+    on every token), and the gate still receives a gradient, so training can switch the tower on token by token."""
+    config = small_clip_config(fusion_mode="residual", pretrained_tower_image_size=64)
+    model = TRMForMultitaskReasoning(config)
+    pixel_values = torch.randn(2, 3, config.image_size, config.image_size)
+    fused, gate = model.trm.fused_features(pixel_values)
+    assert gate.shape == (2, config.num_patches_per_side ** 2) and gate.abs().max() == 0
+    assert torch.equal(fused, model.trm.trainable_vit(pixel_values))
+    fused.sum().backward()
+    assert model.trm.fusion.gate_mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_tower_image_size_must_not_shrink_the_canvas():
+    with pytest.raises(ValueError, match="pretrained_tower_image_size"):
+        TRMConfig.from_preset("arc-tower", pretrained_tower_image_size=32)
