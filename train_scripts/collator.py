@@ -53,8 +53,8 @@ class MultimodalCollator:
         inputs = [row_to_input(row) for row in rows]
         grid_targets = [row["output_grid"] if int(row["modality"]) == MODALITY_GRID and row.get("output_grid")
                         else None for row in rows]
-        text_targets = [row["text_target"] if int(row["modality"]) == MODALITY_TEXT and row.get("text_target")
-                        else None for row in rows]
+        # A text row's continuation, or an image row's program (image -> code); empty for every other row.
+        text_targets = [row["text_target"] if row.get("text_target") else None for row in rows]
         encoded = self.processor(
             inputs,
             labels=[row.get("label", IGNORE_INDEX) for row in rows],
