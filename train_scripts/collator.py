@@ -60,7 +60,9 @@ class MultimodalCollator:
             labels=[row.get("label", IGNORE_INDEX) for row in rows],
             grid_targets=grid_targets,
             text_targets=text_targets if any(t is not None for t in text_targets) else None,
-            task_ids=[int(row.get("task_id") or 0) for row in rows],
+            # An ARC row's task id; otherwise the id of the row's task_name (an image-to-code prompt), else 0.
+            task_ids=[int(row.get("task_id") or 0) or self.processor.task_id_of(row.get("task_name") or None)
+                      for row in rows],
             return_tensors="pt",
             **self._placement(rows),
         )

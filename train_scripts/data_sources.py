@@ -32,7 +32,7 @@ from vision_trm.configuration.conventions import IGNORE_INDEX, MODALITY_GRID, MO
 from .data_arc import arc_protocol_split, arc_rows, build_task_vocabulary, load_arc_tasks
 from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
-from .image_to_code.dataset import image_to_code_rows
+from .image_to_code.dataset import image_to_code_rows, with_kind_prompts
 
 _BUILD_VERSION = 1  # bump when the row layout or the split logic changes (invalidates caches)
 
@@ -199,6 +199,8 @@ def build_composite(spec: CompositeSpec | None = None, cache_dir=None, use_cache
         train = interleave_datasets([d for d, a in zip(trains, active) if a],
                                     probabilities=list(weights[active] / weights[active].sum()),
                                     seed=spec.seed, stopping_strategy="first_exhausted")
+    if "image_to_code" in spec.sources:
+        vocabulary = with_kind_prompts(vocabulary)  # its rows name their kind's prompt (task_name)
     if spec.num_train_samples is not None and len(train) > spec.num_train_samples:
         train = train.select(range(spec.num_train_samples))
     data = DatasetDict({"train": train.flatten_indices(), **evaluations})

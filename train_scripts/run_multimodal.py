@@ -9,6 +9,8 @@
     python train_scripts/run_multimodal.py --recipe arc         # the ARC recipe (preset arc-tiny on a CPU)
     python train_scripts/run_multimodal.py --recipe arc --preset arc --bf16 --compile_blocks \
         --per_device_train_batch_size 128 --max_steps 8000 --max_train_minutes 8    # on a GPU, resumable
+    python train_scripts/run_multimodal.py --task image_to_code --preset tiny \
+        --config_overrides '{"max_text_length": 208}'           # image -> code (README: Image -> code)
 
 With no arguments: preset `tiny-efficientnet` (tiny TRM + the ImageNet EfficientNet-Lite0 tower from PyPI, falling
 back to `tiny` if that package is missing), the composite of ARC-AGI-1 + Fashion-MNIST + KJV, a few minutes on a
@@ -58,6 +60,7 @@ from vision_trm.train_scripts.evaluation import (
     plot_evaluation,
     plot_training_curves,
 )
+from vision_trm.train_scripts.image_to_code import task as image_to_code
 from vision_trm.train_scripts.model_card import write_model_card
 from vision_trm.train_scripts.training import (
     NonFiniteLossError,
@@ -170,6 +173,12 @@ class DataArguments:
                                                                       "cleanly, saves); 0 = none. The default run is "
                                                                       "fixed at 1600 steps (~4 min on 2 idle cores)."})
     skip_final_eval: bool = False
+    task: str = field(default="composite", metadata={"help": "composite (the --sources above; image_to_code may be "
+                                                             "one of them) or image_to_code (generated (image, code) "
+                                                             "pairs alone, evaluated per kind beside baselines)."})
+    image_to_code_counts: str = field(default="3200,100,200", metadata={"help": "Pairs per kind of the "
+                                                                                "image_to_code source: train,"
+                                                                                "validation,test."})
 
 
 # Defaults of the offline main job, applied to TrainingArguments fields the command line does not set (with
@@ -306,17 +315,21 @@ def main(argv=None):
     weights = [float(w) for w in data_args.weights.split(",")]
     if data_args.use_hub_datasets:
         sources, weights = sources + ["cifar10", "wikitext2"], weights + [weights[1], weights[2]]
+    sources, weights = image_to_code.task_sources(data_args.task, sources, weights)
     spec = CompositeSpec(sources=tuple(sources), weights=tuple(weights), seed=training_args.seed,
                          arc_version=data_args.arc_version, arc_augmentations=data_args.arc_augmentations,
                          max_samples_per_source=data_args.max_samples_per_source,
                          max_eval_samples=data_args.max_eval_samples, text_context_chars=data_args.text_context_chars,
-                         text_target_chars=data_args.text_target_chars)
+                         text_target_chars=data_args.text_target_chars,
+                         extra=image_to_code.composite_extra(sources, data_args.image_to_code_counts))
     with training_args.main_process_first(desc="building the composite"):
         data, task_vocabulary = build_composite(spec, cache_dir=data_args.data_cache_dir)
     logger.info("composite: %s", {k: len(v) for k, v in data.items()})
 
     # 2. Model and processor.
     model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
+    if "image_to_code" in sources:
+        image_to_code.check_decoder_length(model.config)
     processor = TRMProcessor.from_config(model.config, task_vocabulary=task_vocabulary)
     logger.info("preset %s: %.2fM parameters, %.2fM trainable", preset, model.num_parameters() / 1e6,
                 model.num_parameters(only_trainable=True) / 1e6)
@@ -350,7 +363,8 @@ def main(argv=None):
     # nothing selects a checkpoint on it (the ARC rows are the evaluation tasks' test inputs, never trained on).
     eval_dataset = None
     if training_args.eval_strategy != "no":
-        held_out = [data[name] for name in ("kjv_validation", "fashion_mnist_test", "arc_eval") if name in data]
+        held_out = [data[name] for name in ("kjv_validation", "fashion_mnist_test", "arc_eval",
+                                            "image_to_code_validation") if name in data]
         eval_dataset = datasets.concatenate_datasets(held_out)
     callbacks = [TimeBudgetCallback(data_args.max_train_minutes / len(stages))] if data_args.max_train_minutes else []
     log_history, train_metrics, step_offset = [], {}, 0
@@ -420,7 +434,11 @@ def main(argv=None):
             results["kjv"] = evaluate_text(model, eval_collator, data["kjv_test"], train_text, batch)
         if "arc_eval" in data:
             results["arc"] = evaluate_arc_heldout(model, eval_collator, data["arc_eval"], batch)
-        table = format_table(results)
+        table = format_table(results) if data_args.task == "composite" else ""
+        if "image_to_code_test" in data:
+            results["image_to_code"], code_table = image_to_code.evaluate_and_write(model, eval_collator, data, batch,
+                                                                                    output_dir)
+            table = "\n\n".join(t for t in (table, code_table) if t)
         plot_evaluation(results, model, output_dir / "evaluation.png")
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
         (output_dir / "eval_table.md").write_text(table + "\n")

@@ -1,6 +1,7 @@
 """The two baselines the model is measured beside.
 
-* Nearest neighbour: the program of the training image closest to the input (L2 on 24 x 24 RGB thumbnails).
+* Nearest neighbour: the program of the training image of the input's kind closest to the input (L2 on 24 x 24 RGB
+  thumbnails).
 * Per-kind template: one fixed program per kind, told the input's kind — the training program of that kind with the
   highest chrF against a sample of the kind's other training programs (a medoid), i.e. the best single guess.
 """
@@ -24,20 +25,26 @@ def row_image(row) -> np.ndarray:
 
 
 class NearestNeighbourBaseline:
-    """Retrieval: `predict(images)` returns, for each image, the program of the most similar training image."""
+    """Retrieval: `predict(images, kinds)` returns, for each image, the program of the most similar training image
+    of its kind (told the kind, as the model and the template are)."""
 
     def __init__(self, train_rows):
         rows = list(train_rows)
         if not rows:
             raise ValueError("the nearest-neighbour baseline needs at least one training pair")
-        self.programs = [row["text_target"] for row in rows]
+        self.programs = np.array([row["text_target"] for row in rows], dtype=object)
+        self.kinds = np.array([kind_of(row) for row in rows])
         self.features = np.stack([retrieval_features(row_image(row), THUMBNAIL_SIDE) for row in rows])
         self.squared_norms = (self.features ** 2).sum(1)
 
-    def predict(self, images) -> list[str]:
+    def predict(self, images, kinds) -> list[str]:
+        missing = sorted(set(kinds) - set(self.kinds))
+        if missing:
+            raise ValueError(f"the nearest-neighbour baseline saw no training image of kinds {missing}")
         queries = np.stack([retrieval_features(image, THUMBNAIL_SIDE) for image in images])
         # ||q - t||^2 = ||q||^2 - 2 q.t + ||t||^2; the ||q||^2 term does not change the argmin.
         distances = self.squared_norms[None, :] - 2.0 * queries @ self.features.T
+        distances[self.kinds[None, :] != np.asarray(kinds)[:, None]] = np.inf
         return [self.programs[i] for i in distances.argmin(1)]
 
 

@@ -22,6 +22,7 @@ Args:
     kinds (`list[str]`): each pair's kind: "ui", "chart" or "code".
 Returns:
     exact_match, valid_rate, render_back (mean SSIM, 0 for a program that cannot be drawn; in [-1, 1]),
+    render_exact (the fraction drawn pixel-identical to the input: a different text can draw the same image),
     num_examples.
 Examples:
     >>> metric = evaluate.load("train_scripts/metrics/code_render_back")
@@ -30,10 +31,13 @@ Examples:
 """
 
 
-def render_back_score(kind: str, prediction: str, reference_image: np.ndarray) -> float:
-    """SSIM between the prediction's rendering and the input image; 0.0 when the prediction cannot be drawn."""
+def render_back_scores(kind: str, prediction: str, reference_image: np.ndarray) -> tuple[float, bool]:
+    """(SSIM between the prediction's rendering and the input image, whether they are pixel-identical); (0.0, False)
+    when the prediction cannot be drawn."""
     image = try_render(kind, prediction)
-    return 0.0 if image is None else ssim(image, reference_image)
+    if image is None:
+        return 0.0, False
+    return ssim(image, reference_image), bool(np.array_equal(image, reference_image))
 
 
 class CodeRenderBack(evaluate.Metric):
@@ -49,14 +53,14 @@ class CodeRenderBack(evaluate.Metric):
     def _compute(self, predictions, references, kinds=None):
         if kinds is None or len(kinds) != len(references):
             raise ValueError(f"kinds must name the kind of each of the {len(references)} pairs")
-        exact, valid, render_back = [], [], []
+        exact, valid, render_back, render_exact = [], [], [], []
         for prediction, reference, kind in zip(predictions, references, kinds):
             reference_image = get_kind(kind).render(reference)  # a reference outside its language is an error
             exact.append(prediction == reference)
             valid.append(is_valid(kind, prediction))
-            render_back.append(render_back_score(kind, prediction, reference_image))
-        count = len(references)
-        return {"exact_match": float(np.mean(exact)) if count else 0.0,
-                "valid_rate": float(np.mean(valid)) if count else 0.0,
-                "render_back": float(np.mean(render_back)) if count else 0.0,
-                "num_examples": count}
+            similarity, identical = render_back_scores(kind, prediction, reference_image)
+            render_back.append(similarity)
+            render_exact.append(identical)
+        mean = (lambda values: float(np.mean(values))) if references else (lambda values: 0.0)
+        return {"exact_match": mean(exact), "valid_rate": mean(valid), "render_back": mean(render_back),
+                "render_exact": mean(render_exact), "num_examples": len(references)}
