@@ -17,7 +17,7 @@ from vision_trm.train_scripts.image_to_code.chart_spec import parse_chart
 from vision_trm.train_scripts.image_to_code.dataset import kind_of
 from vision_trm.train_scripts.image_to_code.generator import MAX_CODE_CHARS, generate_programs, program
 from vision_trm.train_scripts.image_to_code.similarity import ssim
-from vision_trm.train_scripts.image_to_code.task import check_decoder_length, parse_counts
+from vision_trm.train_scripts.image_to_code.task import check_decoder_length, parse_counts, task_sources
 from vision_trm.train_scripts.image_to_code.ui_spec import parse_ui
 
 COUNTS = {"train": 6, "validation": 2, "test": 2}
@@ -248,3 +248,7 @@ def test_decoder_length_and_counts_are_checked(small_model_config):
     assert parse_counts("30,2,5") == {"train": 30, "validation": 2, "test": 5}
     with pytest.raises(ValueError, match="three integers"):
         parse_counts("30,5")
+    assert task_sources("image_to_code", ["arc", "kjv"], [0.5, 0.5]) == (["image_to_code"], [1.0])
+    assert task_sources("composite", ["arc", "kjv"], [0.5, 0.5]) == (["arc", "kjv"], [0.5, 0.5])
+    with pytest.raises(ValueError, match="--task must be one of"):
+        task_sources("img2code", ["arc"], [1.0])

@@ -77,7 +77,7 @@ def _short_text(value, where: str, longest: int) -> str:
     return value
 
 
-def _call_parts(statement: ast.stmt, index: int) -> tuple[str, list, dict]:
+def _call_parts(statement: ast.stmt) -> tuple[str, list, dict]:
     """(function name, positional nodes, keyword nodes) of a `plt.<function>(...)` statement."""
     where = f"line {statement.lineno}"
     call = statement.value if isinstance(statement, ast.Expr) else None
@@ -139,9 +139,9 @@ def parse_chart(code: str) -> ChartSpec:
     if statements and _is_pyplot_import(statements[0]):
         statements = statements[1:]
     spec = ChartSpec()
-    for index, statement in enumerate(statements):
+    for statement in statements:
         where = f"line {statement.lineno}"
-        function, args, keywords = _call_parts(statement, index)
+        function, args, keywords = _call_parts(statement)
         if function in SERIES_FUNCTIONS:
             spec.series.append(_series(function, args, keywords, where))
         elif function == "title":
