@@ -10,7 +10,8 @@ processor:
     image        raw uint8 pixels (bytes) with image_shape [H, W] or [H, W, C]; b"" otherwise
     label        class label, IGNORE_INDEX (-100) otherwise
     text         context chunk rendered on the canvas; text_target the continuation to predict
-    source       where the row comes from ("arc:<task>", "fashion_mnist", "kjv:<book>", "image_to_code:<kind>:<i>", ...)
+    source       where the row comes from ("arc:<task>", "fashion_mnist", "kjv:<book>",
+                 "image_to_code:<kind>:<i>", ...)
 
 The build is deterministic given its arguments (seeded shuffles and `interleave_datasets` with probabilities) and is
 cached with `save_to_disk` under `cache_dir/composite-<hash of the arguments>`.

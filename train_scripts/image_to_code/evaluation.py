@@ -86,5 +86,6 @@ def format_image_to_code_table(results: dict) -> str:
         for name in SYSTEMS:
             r = results[name][group]
             lines.append(f"| {group} ({r['num_examples']}) | {SYSTEM_NAMES[name]} | {r['exact_match']:.1%} | "
-                         f"{r['valid_rate']:.1%} | {r['render_back']:.3f} | {r['render_exact']:.1%} | {r['chrf']:.1f} |")
+                         f"{r['valid_rate']:.1%} | {r['render_back']:.3f} | {r['render_exact']:.1%} | "
+                         f"{r['chrf']:.1f} |")
     return "\n".join(lines)

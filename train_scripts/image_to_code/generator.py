@@ -55,7 +55,8 @@ def _ui_leaf(rng: random.Random, background: str) -> str:
         colour = rng.choice([c for c in TEXT_COLOURS if c != background and not (background in DARK and c in DARK)])
         return f'<p style="color:{colour}">{rng.choice(UI_WORDS)}</p>'
     colour = rng.choice([c for c in BOX_COLOURS if c != background])
-    return f'<div style="background:{colour};width:{rng.randrange(2, 9) * 8}px;height:{rng.randrange(2, 7) * 8}px"></div>'
+    width, height = rng.randrange(2, 9) * 8, rng.randrange(2, 7) * 8
+    return f'<div style="background:{colour};width:{width}px;height:{height}px"></div>'
 
 
 def ui_program(rng: random.Random) -> str:
