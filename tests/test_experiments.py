@@ -1,0 +1,233 @@
+"""The experiment runner (train_scripts/run_experiments.py), its statistics and verdicts, and the model variants
+and data that the claims need (two-modality fusion strategies, the cross-modal transform task, the listings)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vision_trm.configuration import TRMConfig
+from vision_trm.modeling_trm.multimodal_fusion import FUSION_STRATEGIES, TwoModalityClassifier
+from vision_trm.processing import TRMProcessor
+from vision_trm.processing.transforms import dihedral_transform
+from vision_trm.train_scripts import run_experiments
+from vision_trm.train_scripts.experiments import EXPERIMENTS
+from vision_trm.train_scripts.experiments.claims_crossmodal import (
+    HELD_OUT_TRANSFORM,
+    TransformCanvases,
+    all_patterns,
+    pattern_id,
+    trivial_baselines,
+)
+from vision_trm.train_scripts.experiments.claims_fusion import TEXT_ONLY_CEILING, listing_captions
+from vision_trm.train_scripts.experiments.core import difference_ci, mean_ci, t_quantile_975, verdict
+
+
+# ------------------------------------------------------------------------------------------------ the runner
+def test_runner_end_to_end_on_a_tiny_configuration(tmp_path, monkeypatch, capsys):
+    """One command trains every arm x seed, writes one JSON per run, a summary with mean ± CI and a verdict per
+    comparison, and a plot; each record carries its command, seeds, hardware and date."""
+    monkeypatch.setenv("VISION_TRM_DATA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results"
+    code = run_experiments.main(["--experiment", "planner", "--seeds", "0,1", "--scale", "test",
+                                 "--arms", "soft,off", "--output_dir", str(out)])
+    assert code == 0
+    folder = out / "test" / "planner"
+    for arm in ("soft", "off"):
+        for seed in (0, 1):
+            record = json.loads((folder / f"{arm}_seed{seed}.json").read_text())
+            assert record["seed"] == seed and record["arm"] == arm
+            assert 0.0 <= record["result"]["metrics"]["image_accuracy"] <= 1.0
+            assert record["result"]["parameters"]["trainable"] > 0
+            assert record["result"]["stability"]["steps_run"] == 3
+    summary = json.loads((folder / "summary.json").read_text())
+    assert "--experiment planner" in summary["command"] and summary["seeds"] == [0, 1]
+    assert summary["hardware"] and summary["date"]
+    accuracy = summary["arms"]["soft"]["metrics"]["image_accuracy"]
+    assert accuracy["n"] == 2 and len(accuracy["values"]) == 2
+    # The soft planner has more parameters than no planner: the arms really differ.
+    assert summary["arms"]["soft"]["parameters"]["total"] > summary["arms"]["off"]["parameters"]["total"]
+    assert "planner_entropy_final" in summary["arms"]["soft"]["metrics"]
+    assert {c["verdict"] for c in summary["comparisons"]} <= {
+        "supported", "refuted", "inconclusive", "supported (smaller effect than claimed)",
+        "refuted (claimed effect excluded; no effect detected)"}
+    assert (folder / "plot.png").stat().st_size > 1000
+    assert "| soft |" in (folder / "summary.md").read_text()
+    # --reuse keeps what is written (same numbers, no new training).
+    before = (folder / "soft_seed0.json").read_text()
+    assert run_experiments.main(["--experiment", "planner", "--seeds", "0,1", "--scale", "test", "--arms",
+                                 "soft,off", "--output_dir", str(out), "--reuse"]) == 0
+    assert (folder / "soft_seed0.json").read_text() == before
+    capsys.readouterr()
+
+
+def test_runner_never_writes_into_a_folder_it_did_not_create(tmp_path):
+    folder = tmp_path / "test" / "planner"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not written by run_experiments.py"):
+        run_experiments.run_experiment("planner", [0], "test", tmp_path)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_pending_arc_experiments_say_what_they_wait_for(capsys):
+    assert run_experiments.main(["--experiment", "unified_vs_separate_arc"]) == run_experiments.PENDING_EXIT_CODE
+    assert "ARC recipe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--experiment", "no_such_claim"], "unknown"),
+    (["--experiment", "planner", "--seeds", "0,x"], "integers"),
+    (["--experiment", "planner", "--seeds", "1,1"], "each once"),
+])
+def test_bad_arguments_name_the_flag(argv, message, capsys):
+    with pytest.raises((SystemExit, ValueError)) as error:
+        run_experiments.main(argv)
+    text = str(error.value) + capsys.readouterr().err
+    assert message in text
+
+
+def test_every_experiment_has_three_scales_and_comparisons_that_name_its_arms():
+    for name, experiment in EXPERIMENTS.items():
+        assert set(experiment.scales) == {"test", "cpu", "gpu"}, name
+        arms = {arm.name for arm in experiment.arms}
+        for comparison in experiment.comparisons:
+            assert {comparison.better, comparison.worse} <= arms, (name, comparison)
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def test_mean_ci_is_the_student_t_interval():
+    summary = mean_ci([1.0, 2.0, 3.0])
+    assert summary["mean"] == 2.0 and summary["std"] == 1.0
+    assert summary["ci95"] == pytest.approx(4.303 / math.sqrt(3))
+    assert t_quantile_975(2) == 4.303 and t_quantile_975(2.9) == 4.303 and t_quantile_975(100) == 1.96
+
+
+def test_difference_ci_paired_and_welch():
+    paired = difference_ci([2.0, 3.0, 4.5], [1.0, 2.0, 3.0], paired=True)
+    assert paired["difference"] == pytest.approx(7 / 6)
+    assert paired["low"] > 0  # differences 1, 1, 1.5: consistently positive
+    welch = difference_ci([2.0, 3.0, 4.5], [1.0, 2.0, 3.0])
+    assert welch["low"] < 0 < welch["high"]  # the same numbers unpaired: the spread between seeds dominates
+
+
+def test_verdicts():
+    assert verdict({"low": 0.01, "high": 0.2}) == "supported"
+    assert verdict({"low": 0.01, "high": 0.05}, claimed=0.12) == "supported (smaller effect than claimed)"
+    assert verdict({"low": -0.2, "high": -0.01}) == "refuted"
+    assert verdict({"low": -0.02, "high": 0.03}, claimed=0.12).startswith("refuted (claimed effect excluded")
+    assert verdict({"low": -0.02, "high": 0.3}, claimed=0.12) == "inconclusive"
+    assert verdict({"low": float("nan"), "high": float("nan")}) == "inconclusive"
+
+
+# ------------------------------------------------------------------------------- the two-modality fusion flag
+def _fusion_config():
+    return TRMConfig.from_preset("tiny", image_size=32, patch_size=8, hidden_size=32, num_attention_heads=2,
+                                 vit_num_layers=1)
+
+
+def _pair(batch=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 32, 32, generator=generator), torch.randn(batch, 3, 32, 32, generator=generator)
+
+
+@pytest.mark.parametrize("strategy", FUSION_STRATEGIES)
+def test_each_strategy_classifies_and_learns(strategy):
+    torch.manual_seed(0)
+    model = TwoModalityClassifier(_fusion_config(), strategy, num_labels=4)
+    image, text = _pair()
+    labels = torch.tensor([0, 1, 2])
+    output = model(image_pixel_values=image, text_pixel_values=text, labels=labels)
+    assert output.logits.shape == (3, 4) and torch.isfinite(output.loss)
+    output.loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert (output.gate is not None) == (strategy == "gated")
+
+
+@pytest.mark.parametrize("strategy", ["early", "late", "gated", "attention"])
+def test_fused_strategies_read_both_modalities_and_drop_changes_the_answer(strategy):
+    torch.manual_seed(0)
+    model = TwoModalityClassifier(_fusion_config(), strategy, num_labels=4).eval()
+    image, text = _pair()
+    other_text = torch.randn_like(text)
+    both = model(image_pixel_values=image, text_pixel_values=text).logits
+    assert not torch.allclose(both, model(image_pixel_values=image, text_pixel_values=other_text).logits)
+    assert not torch.allclose(both, model(image_pixel_values=torch.randn_like(image), text_pixel_values=text).logits)
+    without_text = model(image_pixel_values=image, text_pixel_values=text, drop="text").logits
+    assert not torch.allclose(both, without_text)
+    # Dropped inside the fusion, the text no longer matters at all.
+    assert torch.allclose(without_text, model(image_pixel_values=image, text_pixel_values=other_text,
+                                              drop="text").logits, atol=1e-6)
+
+
+def test_late_fusion_adds_the_logits_of_its_two_experts():
+    torch.manual_seed(0)
+    model = TwoModalityClassifier(_fusion_config(), "late", num_labels=4).eval()
+    image, text = _pair()
+    inputs = dict(image_pixel_values=image, text_pixel_values=text)
+    total = model(**inputs).logits
+    assert torch.allclose(total, model(**inputs, drop="text").logits + model(**inputs, drop="image").logits,
+                          atol=1e-5)
+
+
+def test_unimodal_strategy_ignores_the_other_modality_and_bad_values_are_refused():
+    torch.manual_seed(0)
+    model = TwoModalityClassifier(_fusion_config(), "image", num_labels=4).eval()
+    image, text = _pair()
+    assert torch.allclose(model(image_pixel_values=image, text_pixel_values=text).logits,
+                          model(image_pixel_values=image).logits)
+    assert "text" not in model.encoders
+    with pytest.raises(ValueError, match="cannot drop its only modality"):
+        model(image_pixel_values=image, drop="image")
+    with pytest.raises(ValueError, match="needs image_pixel_values"):
+        model(text_pixel_values=text)
+    with pytest.raises(ValueError, match="strategy='sum' is not one of"):
+        TwoModalityClassifier(_fusion_config(), "sum", num_labels=4)
+    with pytest.raises(ValueError, match="drop must be"):
+        TwoModalityClassifier(_fusion_config(), "early", num_labels=4)(image, text, drop="audio")
+
+
+def test_gated_drop_forces_the_gate_to_the_kept_stream():
+    torch.manual_seed(0)
+    model = TwoModalityClassifier(_fusion_config(), "gated", num_labels=4).eval()
+    image, text = _pair()
+    assert torch.all(model(image, text, drop="text").gate == 1.0)
+    assert torch.all(model(image, text, drop="image").gate == 0.0)
+    assert 0.0 < float(model(image, text).gate.detach().mean()) < 1.0
+
+
+# ----------------------------------------------------------------------------------------------------- the data
+def test_listing_captions_carry_the_condition_only_the_text_knows():
+    garments = np.arange(10).repeat(50)
+    captions, conditions = listing_captions(garments, seed=0, split="train")
+    assert all(c.split()[0] == ("new", "used")[k] for c, k in zip(captions, conditions))
+    assert 0.3 < conditions.mean() < 0.7
+    again, _ = listing_captions(garments, seed=0, split="train")
+    assert again == captions and listing_captions(garments, seed=0, split="test")[0] != captions
+    # A named group is the garment's own group.
+    for caption, garment in zip(captions, garments):
+        word = caption.split()[1].rstrip(",")
+        assert word == "item" or (word == "shoe") == (garment in (5, 7, 9))
+    assert TEXT_ONLY_CEILING == pytest.approx(0.2)
+
+
+def test_crossmodal_task_shows_one_sample_in_two_modalities_with_the_same_answer():
+    processor = TRMProcessor.from_config(TRMConfig.from_preset("tiny"))
+    canvases = TransformCanvases(processor)
+    grid = np.array([[1, 0], [0, 0]])
+    rng = np.random.default_rng(0)
+    batch = canvases.batch([("text", HELD_OUT_TRANSFORM, grid), ("grid", HELD_OUT_TRANSFORM, grid)], rng)
+    assert not torch.equal(batch["pixel_values"][0], batch["pixel_values"][1])
+    assert batch["modality_ids"].tolist() == [0, 2]
+    # rot90 (counter-clockwise) moves the top-left cell to the bottom-left: pattern 0b0010.
+    assert batch["labels"].tolist() == [pattern_id(dihedral_transform(grid, HELD_OUT_TRANSFORM))] * 2 == [2, 2]
+    # The instruction is part of the input: another transform of the same grid draws a different canvas.
+    other = canvases.batch([("text", 2, grid)], rng)
+    assert not torch.equal(other["pixel_values"][0], batch["pixel_values"][0])
+    patterns = all_patterns()
+    assert len({pattern_id(g) for g in patterns}) == 16
+    baselines = trivial_baselines(patterns)
+    assert baselines["baseline_copy_input"] == pytest.approx(2 / 16)  # only the two plain grids survive rot90
+    assert baselines["baseline_best_other_transform"] == pytest.approx(4 / 16)  # rot270 on rot180-symmetric ones

@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Run one design-claim experiment: every arm with every seed, then a summary with mean ± 95% t-interval per arm,
+the comparisons that decide the verdict, and a plot.
+
+    python train_scripts/run_experiments.py --list
+    python train_scripts/run_experiments.py --experiment planner --seeds 0,1,2              # CPU scale, minutes
+    python train_scripts/run_experiments.py --experiment planner --seeds 0,1,2 --scale gpu  # the GPU version
+
+Writes `<output_dir>/<scale>/<experiment>/`: `<arm>_seed<k>.json` per run (metrics, curves, parameter counts,
+stability, wall time), `summary.json`, `summary.md` and `plot.png`. The folder is this tool's own: it refuses to
+write into an existing folder it did not create. `--reuse` keeps runs already written and runs only the missing
+ones (an interrupted experiment resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from vision_trm.train_scripts.experiments import EXPERIMENTS, SCALES, RunResult
+from vision_trm.train_scripts.experiments.core import (
+    format_summary_markdown,
+    plot_summary,
+    run_metadata,
+    summarise,
+    write_json,
+)
+
+DEFAULT_OUTPUT_DIR = Path("benchmarks/results/experiments")
+MARKER = ".run_experiments"  # marks a folder this tool created (and may therefore write into)
+PENDING_EXIT_CODE = 3
+
+logger = logging.getLogger(__name__)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be a comma-separated list of integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds must name at least one seed, each once, got {text!r}")
+    return seeds
+
+
+def parse_arguments(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    parser.add_argument("--scale", default="cpu", choices=SCALES, help="test (seconds), cpu (minutes), gpu")
+    parser.add_argument("--arms", default=None, help="comma-separated subset of the experiment's arms")
+    parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
+    parser.add_argument("--reuse", action="store_true", help="keep runs already written; run only missing ones")
+    parser.add_argument("--list", action="store_true", help="list the experiments and their arms")
+    args = parser.parse_args(argv)
+    if not args.list:
+        if args.experiment is None:
+            parser.error("--experiment is required (or --list)")
+        if args.experiment not in EXPERIMENTS:
+            parser.error(f"--experiment {args.experiment!r} is unknown; known: {', '.join(EXPERIMENTS)}")
+        args.seed_list = parse_seeds(args.seeds)
+    return args
+
+
+def selected_arms(experiment, arms_text: str | None):
+    if arms_text is None:
+        return experiment.arms
+    return [experiment.arm(name.strip()) for name in arms_text.split(",") if name.strip()]
+
+
+def prepare_folder(folder: Path) -> None:
+    """Creates the results folder, or checks that an existing one is this tool's (never writes into others)."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise ValueError(f"{folder} exists and was not written by run_experiments.py (no {MARKER}): choose another "
+                         "--output_dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by train_scripts/run_experiments.py\n")
+
+
+def load_run(path: Path) -> RunResult:
+    payload = json.loads(path.read_text())
+    return RunResult(**payload["result"])
+
+
+def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_dir=DEFAULT_OUTPUT_DIR,
+                   arms_text: str | None = None, reuse: bool = False, command: str | None = None) -> dict:
+    """Runs (or reuses) every selected arm x seed and writes the per-run JSON, the summary and the plot."""
+    experiment = EXPERIMENTS[name]
+    if experiment.pending:
+        raise PendingExperiment(f"{name} is pending: {experiment.pending}")
+    scale = experiment.scales[scale_name]
+    folder = Path(output_dir) / scale_name / name
+    prepare_folder(folder)
+    command = command or f"python train_scripts/run_experiments.py --experiment {name} --seeds " \
+                         f"{','.join(map(str, seeds))} --scale {scale_name}"
+    metadata = run_metadata(command, scale_name, seeds)
+    results: dict[str, dict[int, RunResult]] = {}
+    for arm in selected_arms(experiment, arms_text):
+        results[arm.name] = {}
+        for seed in seeds:
+            path = folder / f"{arm.name}_seed{seed}.json"
+            if reuse and path.exists():
+                results[arm.name][seed] = load_run(path)
+                continue
+            logger.info("%s: arm %s, seed %d (%s scale)", name, arm.name, seed, scale_name)
+            result = experiment.run(experiment, arm, seed, scale)
+            results[arm.name][seed] = result
+            write_json(path, {"experiment": name, "arm": arm.name, "arm_description": arm.description,
+                              "arm_overrides": arm.overrides, "arm_options": arm.options, "seed": seed,
+                              **metadata, "result": asdict(result)})
+            logger.info("  %s", {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)})
+    summary = summarise(experiment, results)
+    payload = {"experiment": name, "claim": experiment.claim, "source": experiment.source,
+               "hypothesis": experiment.hypothesis, **metadata, **summary}
+    write_json(folder / "summary.json", payload)
+    (folder / "summary.md").write_text(format_summary_markdown(experiment, summary, metadata))
+    plot_summary(experiment, summary, results, folder / "plot.png")
+    return payload
+
+
+class PendingExperiment(RuntimeError):
+    """The experiment cannot run yet (it says what it waits for)."""
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.list:
+        for name, experiment in EXPERIMENTS.items():
+            state = f"  [pending: {experiment.pending}]" if experiment.pending else ""
+            print(f"{name}: {', '.join(a.name for a in experiment.arms)}{state}")
+        return 0
+    command = "python train_scripts/run_experiments.py " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        payload = run_experiment(args.experiment, args.seed_list, args.scale, args.output_dir, args.arms, args.reuse,
+                                 command)
+    except PendingExperiment as pending:
+        print(str(pending), file=sys.stderr)
+        return PENDING_EXIT_CODE
+    folder = Path(args.output_dir) / args.scale / args.experiment
+    print((folder / "summary.md").read_text())
+    return 0 if payload else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
