@@ -9,7 +9,7 @@ the comparisons that decide the verdict, and a plot.
 Writes `<output_dir>/<scale>/<experiment>/`: `<arm>_seed<k>.json` per run (metrics, curves, parameter counts,
 stability, wall time), `summary.json`, `summary.md` and `plot.png`. The folder is this tool's own: it refuses to
 write into an existing folder it did not create. `--reuse` keeps runs already written and runs only the missing
-ones (an interrupted experiment resumes).
+ones (an interrupted experiment resumes); the summary covers every arm that has a run for each seed in the folder.
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def parse_arguments(argv) -> argparse.Namespace:
     return args
 
 
-def selected_arms(experiment, arms_text: str | None):
-    if arms_text is None:
-        return experiment.arms
-    return [experiment.arm(name.strip()) for name in arms_text.split(",") if name.strip()]
+def selected_arms(experiment, arms_text: str | None, scale_name: str):
+    """The arms to run: all (or those named) that exist at this scale (`options["only_scales"]`)."""
+    arms = experiment.arms
+    if arms_text is not None:
+        arms = [experiment.arm(name.strip()) for name in arms_text.split(",") if name.strip()]
+    return [arm for arm in arms if scale_name in arm.options.get("only_scales", (scale_name,))]
 
 
 def prepare_folder(folder: Path) -> None:
@@ -101,7 +103,7 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
                          f"{','.join(map(str, seeds))} --scale {scale_name}"
     metadata = run_metadata(command, scale_name, seeds)
     results: dict[str, dict[int, RunResult]] = {}
-    for arm in selected_arms(experiment, arms_text):
+    for arm in selected_arms(experiment, arms_text, scale_name):
         results[arm.name] = {}
         for seed in seeds:
             path = folder / f"{arm.name}_seed{seed}.json"
@@ -115,6 +117,12 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
                               "arm_overrides": arm.overrides, "arm_options": arm.options, "seed": seed,
                               **metadata, "result": asdict(result)})
             logger.info("  %s", {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)})
+    # The summary covers every arm with a run of each seed in the folder, so arms added later join it.
+    for arm in experiment.arms:
+        paths = [folder / f"{arm.name}_seed{seed}.json" for seed in seeds]
+        if arm.name not in results and all(path.exists() for path in paths):
+            results[arm.name] = {seed: load_run(path) for seed, path in zip(seeds, paths)}
+    results = {arm.name: results[arm.name] for arm in experiment.arms if arm.name in results}
     summary = summarise(experiment, results)
     payload = {"experiment": name, "claim": experiment.claim, "source": experiment.source,
                "hypothesis": experiment.hypothesis, **metadata, **summary}

@@ -46,10 +46,11 @@ from .core import (
     optimizer_memory_bytes,
     parameter_counts,
     seed_everything,
+    on_device,
     stability_report,
     train_loop,
 )
-from .trm_runs import CPU_THREADS, build_trm
+from .trm_runs import build_trm, limit_cpu_threads
 
 TRANSFORM_NAMES = ("copy", "rot90", "rot180", "rot270")  # dihedral indices 0-3 (counter-clockwise turns)
 HELD_OUT_TRANSFORM = 1  # rot90: seen only through text by the unified model
@@ -122,14 +123,15 @@ def eval_samples(modality: str, transforms) -> list:
 def score(model, canvases: TransformCanvases, samples, batch_size: int = 128) -> dict:
     """Accuracy, and for each dihedral transform how often the answer equals that transform of the input."""
     model.eval()
+    device = next(model.parameters()).device
     rng = np.random.default_rng(EVAL_SEED)  # the same held-out renderings for every arm and seed
     right = 0
     matches = np.zeros(len(TRANSFORM_NAMES))
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
-        batch = canvases.batch(chunk, rng)
-        labels = batch.pop("labels")
-        predicted = model(**batch).class_logits.argmax(-1)
+        batch = on_device(canvases.batch(chunk, rng), device)
+        labels = batch.pop("labels").cpu()
+        predicted = model(**batch).class_logits.argmax(-1).cpu()
         right += int((predicted == labels).sum())
         for d in ALL_TRANSFORMS:
             expected = torch.tensor([pattern_id(dihedral_transform(g, d)) for _, _, g in chunk])
@@ -146,7 +148,7 @@ def trivial_baselines(patterns: np.ndarray) -> dict:
 
 
 def run_crossmodal_arm(experiment, arm, seed: int, scale: Scale) -> RunResult:
-    torch.set_num_threads(CPU_THREADS)
+    limit_cpu_threads()
     seed_everything(seed)
     start = time.perf_counter()
     model = build_trm(scale.extra.get("preset", "tiny"), scale.overrides)
@@ -200,8 +202,8 @@ CROSSMODAL = Experiment(
           for name, pairs in ARM_PAIRS.items()],
     scales={
         "test": Scale(steps=3, batch_size=4, overrides=TASK_HEAD),
-        "cpu": Scale(steps=400, batch_size=32, eval_every=100, overrides=TASK_HEAD),
-        "gpu": Scale(steps=4000, batch_size=128, learning_rate=5e-4, warmup_steps=100, eval_every=400,
+        "cpu": Scale(steps=200, batch_size=32, eval_every=50, overrides=TASK_HEAD),
+        "gpu": Scale(steps=2000, batch_size=128, learning_rate=5e-4, warmup_steps=100, eval_every=200,
                      overrides={**TASK_HEAD, "hidden_size": 256, "num_attention_heads": 8}),
     },
     run=run_crossmodal_arm,

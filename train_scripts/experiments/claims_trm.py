@@ -10,12 +10,12 @@ from __future__ import annotations
 from .core import Arm, Comparison, Experiment, Scale
 from .trm_runs import ConceptProbe, GateProbe, PlannerProbe, run_trm_arm
 
-# GPU scale: the tiny layout four times wider (width 256), 15x the steps, 4x the batch.
+# GPU scale: the tiny layout four times wider (width 256), 10x the steps, 5x the batch.
 GPU_WIDTH = {"hidden_size": 256, "num_attention_heads": 8}
 
 
 def trm_scales(preset: str = "tiny", cpu_steps: int = 150, cpu_batch: int = 24, eval_every: int = 0,
-               overrides: dict | None = None, extra: dict | None = None, gpu_steps: int = 3000,
+               overrides: dict | None = None, extra: dict | None = None, gpu_steps: int = 1500,
                heads: tuple = ("classification", "text")) -> dict[str, Scale]:
     overrides = {"heads": list(heads), **(overrides or {})}
     extra = {"preset": preset, **(extra or {})}
@@ -54,6 +54,10 @@ UNIFIED_VS_SEPARATE = Experiment(
             description="same architecture, images only, half the steps (same number of images seen)"),
         Arm("text_only", options={"image_fraction": 0.0, "steps_factor": 0.5, "evaluate": ("texts",)},
             description="same architecture, text only, half the steps (same number of texts seen)"),
+        Arm("image_only_same_steps", options={"image_fraction": 1.0, "batch_fraction": 0.5, "evaluate": ("images",)},
+            description="images only, all the steps at half the batch: the unified model's updates and images"),
+        Arm("text_only_same_steps", options={"image_fraction": 0.0, "batch_fraction": 0.5, "evaluate": ("texts",)},
+            description="text only, all the steps at half the batch: the unified model's updates and texts"),
     ],
     scales=trm_scales(),
     run=plain_run,
@@ -61,6 +65,10 @@ UNIFIED_VS_SEPARATE = Experiment(
         Comparison("image_accuracy", "unified", "image_only", claimed=0.10),
         Comparison("text_perplexity", "unified", "text_only", higher_is_better=False,
                    note="the note itself expects text-only to be slightly better"),
+        Comparison("image_accuracy", "unified", "image_only_same_steps", claimed=0.10,
+                   note="same optimiser steps and images seen"),
+        Comparison("text_perplexity", "unified", "text_only_same_steps", higher_is_better=False,
+                   note="same optimiser steps and texts seen"),
     ],
     plot_metrics=("image_accuracy", "text_perplexity"),
 )
@@ -231,6 +239,10 @@ FUSION_GATE = Experiment(
             description="the H100 run's width (768) and learning rate, its first 25 steps (batch 8): the gate's "
                         "early speed"),
         Arm("mean", overrides={"fusion_mode": "mean"}, description="fixed 0.5 average (no gate)"),
+        Arm("h100_recipe", overrides={"hidden_size": 768, "num_attention_heads": 12},
+            options={"preset": "efficientnet-lite0", "learning_rate": 1e-4, "warmup_steps": 100,
+                     "steps_factor": 0.3, "only_scales": ("gpu",)},
+            description="GPU only: the H100 run's preset (efficientnet-lite0, 224 px, width 768), lr and ~450 steps"),
     ],
     scales=trm_scales(preset="tiny-efficientnet"),
     run=probed_run(GateProbe),

@@ -129,6 +129,15 @@ class TrainLog:
             self.curves.setdefault(name, []).append([step, float(value)])
 
 
+def training_device() -> torch.device:
+    """The GPU when there is one (the `--scale gpu` runs), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def on_device(batch: dict, device) -> dict:
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+
+
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
@@ -148,10 +157,11 @@ def train_loop(model, next_batch: Callable, scale: Scale, seed: int, evaluate: C
     warmup = max(scale.warmup_steps, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
     log = TrainLog()
+    device = next(model.parameters()).device
     start = time.perf_counter()
     for step in range(steps):
         model.train()
-        outputs = model(**next_batch(step))
+        outputs = model(**on_device(next_batch(step), device))
         loss = outputs.loss
         if not torch.isfinite(loss.detach()):
             log.diverged_at = step

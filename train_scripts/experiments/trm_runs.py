@@ -10,7 +10,7 @@ Arm options read here:
                      fraction of the scale's steps (extra steps, reported)
     lora             LoRA (PEFT) on the pretrained tower, as `run_multimodal.py --lora_backbone`
     evaluate         which held-out sets to score: ("images", "texts") by default
-    preset           overrides the scale's preset; batch_size likewise
+    preset           overrides the scale's preset; batch_size likewise (batch_fraction: a share of the scale's)
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from .core import (
     RunResult,
     Scale,
     TrainLog,
+    on_device,
     optimizer_memory_bytes,
     parameter_counts,
     seed_everything,
     stability_report,
     train_loop,
+    training_device,
 )
 from .data import MixedBatches, evaluate_images, evaluate_texts, load_pools, model_inputs
 
@@ -42,7 +44,8 @@ CPU_THREADS = 1  # two threads on two shared cores cost 3-4x the CPU time per st
 
 
 def build_trm(preset: str, overrides: dict, lora: bool = False):
-    """The product model from a preset plus overrides, its tower's pretrained weights loaded and frozen."""
+    """The product model from a preset plus overrides, its tower's pretrained weights loaded and frozen, on the
+    training device."""
     config = TRMConfig.from_preset(preset, **overrides)
     model = TRMForMultitaskReasoning(config)
     if config.pretrained_tower != "none":
@@ -50,7 +53,15 @@ def build_trm(preset: str, overrides: dict, lora: bool = False):
     model.freeze_pretrained_tower()
     if lora:
         model.trm = wrap_with_lora(model.trm)
-    return model
+    return model.to(training_device())
+
+
+def limit_cpu_threads() -> None:
+    """One thread on the CPU (see `CPU_THREADS`); a GPU run keeps torch's default for its data work."""
+    if not torch.cuda.is_available():
+        torch.set_num_threads(CPU_THREADS)
+    else:
+        torch.cuda.reset_peak_memory_stats()
 
 
 def arm_config(scale: Scale, arm) -> tuple[str, dict]:
@@ -61,7 +72,7 @@ def arm_config(scale: Scale, arm) -> tuple[str, dict]:
 def run_trm_arm(experiment, arm, seed: int, scale: Scale, measure=None) -> RunResult:
     """Trains one arm with one seed and scores it on the held-out sets; `measure(model, processor, batches, log)`
     adds experiment-specific metrics (it may also install `on_step` via the returned hooks)."""
-    torch.set_num_threads(CPU_THREADS)
+    limit_cpu_threads()
     seed_everything(seed)
     start = time.perf_counter()
     preset, overrides = arm_config(scale, arm)
@@ -69,7 +80,7 @@ def run_trm_arm(experiment, arm, seed: int, scale: Scale, measure=None) -> RunRe
     base_config = model.config
     processor = TRMProcessor.from_config(base_config)
     pools = load_pools(scale.pool_samples, scale.pool_eval_samples)
-    batch_size = arm.options.get("batch_size", scale.batch_size)
+    batch_size = arm.options.get("batch_size", round(scale.batch_size * arm.options.get("batch_fraction", 1.0)))
     batches = MixedBatches(processor, pools, batch_size, seed, arm.options.get("image_fraction", 0.5))
     sets = arm.options.get("evaluate", ("images", "texts"))
     test_images = pools.test_images[: scale.eval_images]
@@ -264,7 +275,7 @@ def forced_path_losses(model, batches: MixedBatches, num_batches: int = 3) -> di
         planner._select = select
         total = 0.0
         for batch in inputs:
-            total += float(model(**{k: v.to(device) for k, v in batch.items()}).loss)
+            total += float(model(**on_device(batch, device)).loss)
         planner._select = original
         return total / len(inputs)
 
@@ -302,7 +313,8 @@ class ConceptProbe:
         model.eval()
         device = next(model.parameters()).device
         pools = batches.pools
-        rows = pools.test_images[:128] + pools.test_texts[:128]
+        images = len(pools.test_images[:128])
+        rows = pools.test_images[:images] + pools.test_texts[:128]
         collator = MultimodalCollator(processor)
         ids, capsules = [], []
         for start in range(0, len(rows), 64):
@@ -310,6 +322,10 @@ class ConceptProbe:
             ids.append(outputs.concept_ids.cpu())
             capsules.append(outputs.step_capsules[:, -1].float().cpu())  # before quantisation, last step
         ids, capsules = torch.cat(ids), torch.cat(capsules)  # [samples, slots], [samples, slots, hidden]
+        # The first rows are images, the rest texts: does a code mean the same thing in both modalities?
+        image_codes, text_codes = set(ids[:images].flatten().tolist()), set(ids[images:].flatten().tolist())
+        same_slot_shared = sum(len(set(ids[:images, slot].tolist()) & set(ids[images:, slot].tolist()))
+                               for slot in range(ids.shape[1]))
         counts = torch.bincount(ids.flatten(), minlength=concepts.vocab_size).double()
         probabilities = counts[counts > 0] / counts.sum()
         slot_sets = [set(ids[:, slot].tolist()) for slot in range(ids.shape[1])]
@@ -324,6 +340,9 @@ class ConceptProbe:
             "codes_per_capsule_slot": sum(len(s) for s in slot_sets) / len(slot_sets),
             "codes_shared_between_slots": shared,
             "slot_variance_share": float(between_slots / total_variance.clamp_min(1e-12)),
+            "codes_used_by_images_and_texts": len(image_codes & text_codes),
+            "image_codes_also_used_by_texts": len(image_codes & text_codes) / max(len(image_codes), 1),
+            "codes_shared_across_modalities_within_slots": same_slot_shared,
             "trainer_metric_bound": min(1.0, batches.batch_size * ids.shape[1] / concepts.vocab_size),
             "concept_usage_per_batch_final": log.curves["concept_usage_per_batch"][-1][1],
             "heldout_vectors": ids.numel(),
