@@ -53,10 +53,16 @@ def synthetic_batch(config: TRMConfig, batch_size: int, text_length: int, device
 
 
 def cell_batch(config: TRMConfig, batch_size: int, device) -> dict:
-    """Random grids (sides 1..max_grid_size) at random whole-cell offsets, each its own target."""
+    """Random grids (sides 1..max_grid_size) at random whole-cell offsets, each its own target; with augmentation
+    tokens, random views and task ids too (what an ARC recipe batch holds)."""
     rng = np.random.default_rng(0)
     grids = [rng.integers(0, 10, rng.integers(1, config.max_grid_size + 1, 2)).tolist() for _ in range(batch_size)]
-    batch = TRMProcessor.from_config(config)(grids, grid_targets=grids, random_placement=True, seed=0)
+    views = None
+    if config.use_augmentation_tokens:
+        views = [(int(rng.integers(0, 8)), [0, *rng.permutation(np.arange(1, 10)).tolist()]) for _ in grids]
+    task_ids = rng.integers(0, config.num_task_ids, batch_size).tolist()
+    batch = TRMProcessor.from_config(config)(grids, grid_targets=grids, task_ids=task_ids, augmentations=views,
+                                             random_placement=True, seed=0)
     return {key: value.to(device) for key, value in batch.items()}
 
 
@@ -95,12 +101,25 @@ def count_flops(step) -> int:
     return counter.get_total_flops()
 
 
+def parse_override(item: str) -> tuple[str, object]:
+    """`key=value` with a JSON value (`H_cycles=1`, `heads=["grid"]`); a bare word is a string."""
+    if "=" not in item:
+        raise ValueError(f"--set takes key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default=None, help="default: tiny on CPU, base on GPU")
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--text_length", type=int, default=32)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (JSON value), e.g. --set H_cycles=1 --set L_cycles=1")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -109,7 +128,10 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("base" if device.type == "cuda" else "tiny")
     batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
-    config = TRMConfig.from_preset(preset, max_text_length=max(args.text_length, 64))
+    overrides = dict(parse_override(item) for item in args.set)
+    if preset.startswith("arc"):
+        overrides.setdefault("num_task_ids", 801)  # ARC-AGI-1: 400 training + 400 evaluation tasks + "no task"
+    config = TRMConfig.from_preset(preset, **{"max_text_length": max(args.text_length, 64), **overrides})
     torch.manual_seed(0)
     model = TRMForMultitaskReasoning(config).to(device)
     if device.type == "cuda":
@@ -152,6 +174,7 @@ def main() -> None:
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "preset": preset,
+        "config_overrides": args.set,
         "parameters_total_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "parameters_trainable_M": round(sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, 2),
         "batch_size": batch_size,

@@ -23,7 +23,7 @@ from .conventions import (
 # The towers this package knows how to build. "none" switches the pretrained path off.
 PRETRAINED_TOWERS = ("none", "clip", "dinov2", "siglip", "efficientnet_lite0")
 TOWER_MODEL_TYPES = {"clip": "clip_vision_model", "dinov2": "dinov2", "siglip": "siglip_vision_model"}
-FUSION_MODES = ("global", "per_token", "mean")
+FUSION_MODES = ("global", "per_token", "mean", "residual")
 PLANNER_SELECTIONS = ("soft", "gumbel")
 HEAD_NAMES = ("grid", "classification", "text")
 GRID_HEAD_TYPES = ("queries", "cells")
@@ -119,7 +119,12 @@ class TRMConfig(PretrainedConfig):
             Transformer layers of the trainable ViT.
         fusion_mode (`str`, *optional*, defaults to `"global"`):
             How the two paths are fused: `"global"` (one learned gate per sample), `"per_token"` (one gate per
-            token) or `"mean"` (a fixed 0.5 average, the no-gate ablation). Ignored when only one path exists.
+            token), `"mean"` (a fixed 0.5 average, the no-gate ablation) or `"residual"` (the trainable tokens plus
+            the pretrained ones times a per-token gate initialised to zero: the tower joins each cell token only as
+            far as training finds it useful; the ARC path's fusion). Ignored when only one path exists.
+        pretrained_tower_image_size (`int`, *optional*):
+            Side the pretrained tower reads the canvas at (nearest-neighbour upsampling, so ARC cells stay crisp
+            blocks), e.g. 224 for a 64 px cell canvas; defaults to `image_size`.
         use_n2n_adapter (`bool`, *optional*, defaults to `True`):
             Whether the N2N feature adapter is built.
         adapter_num_layers (`int`, *optional*, defaults to 3):
@@ -217,6 +222,7 @@ class TRMConfig(PretrainedConfig):
         use_trainable_vit: bool = True,
         vit_num_layers: int = 4,
         fusion_mode: str = "global",
+        pretrained_tower_image_size: int | None = None,
         use_n2n_adapter: bool = True,
         adapter_num_layers: int = 3,
         num_task_ids: int = 1,
@@ -269,6 +275,7 @@ class TRMConfig(PretrainedConfig):
         self.use_trainable_vit = use_trainable_vit
         self.vit_num_layers = vit_num_layers
         self.fusion_mode = fusion_mode
+        self.pretrained_tower_image_size = pretrained_tower_image_size
         self.use_n2n_adapter = use_n2n_adapter
         self.adapter_num_layers = adapter_num_layers
         self.num_task_ids = num_task_ids
@@ -378,6 +385,10 @@ class TRMConfig(PretrainedConfig):
             problems.append(
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}"
             )
+        size = self.pretrained_tower_image_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < self.image_size):
+            problems.append(f"pretrained_tower_image_size must be None or an int >= image_size ({self.image_size}), "
+                            f"got {size!r}")
         if self.fusion_mode not in FUSION_MODES:
             problems.append(f"fusion_mode={self.fusion_mode!r} is not one of {FUSION_MODES}")
         if self.planner_selection not in PLANNER_SELECTIONS:
@@ -505,3 +516,7 @@ PRESETS: dict[str, dict] = {
 # respects augmentation, several zero-initialised task prefix positions and the view told as tokens.
 PRESETS["arc-tiny"] = dict(PRESETS["arc-cells-tiny"], num_task_prefix_tokens=4, use_augmentation_tokens=True)
 PRESETS["arc"] = dict(PRESETS["arc-cells"], num_task_prefix_tokens=8, use_augmentation_tokens=True)
+# The hybrid on the ARC path (the "+ tower" ablation): the offline ImageNet tower reads the cell canvas at 224 px and
+# joins each cell token through a zero-initialised per-token gate.
+PRESETS["arc-tower"] = dict(PRESETS["arc"], pretrained_tower="efficientnet_lite0", fusion_mode="residual",
+                            pretrained_tower_image_size=224)

@@ -15,7 +15,10 @@ class AdaptiveFusion(nn.Module):
 
     - `"global"`: one gate per sample, `[batch, 1]`, from both streams' mean-pooled tokens;
     - `"per_token"`: one gate per token, `[batch, num_tokens]`, from both streams' features at that token;
-    - `"mean"`: a constant 0.5, `[batch, 1]` (the no-gate ablation; it has no parameters).
+    - `"mean"`: a constant 0.5, `[batch, 1]` (the no-gate ablation; it has no parameters);
+    - `"residual"`: `trainable + gate * pretrained` instead, one gate per token in (-1, 1), zero at initialisation
+      (`TRMPreTrainedModel._init_weights` zeroes `gate_mlp`'s last layer), so the tower starts switched off and
+      joins each token only as training finds it useful.
 
     Args:
         config ([`TRMConfig`]): uses `fusion_mode`, `hidden_size`, `hidden_act`, `initializer_range`.
@@ -53,6 +56,8 @@ class AdaptiveFusion(nn.Module):
         gate = self._gate(pretrained_features, trainable_features)
         # [batch, 1] -> [batch, 1, 1] (one gate for all tokens); [batch, tokens] -> [batch, tokens, 1].
         weight = gate.unsqueeze(-1).to(pretrained_features.dtype)
+        if self.fusion_mode == "residual":
+            return trainable_features + weight * pretrained_features, gate
         fused = weight * pretrained_features + (1 - weight) * trainable_features
         return fused, gate
 
@@ -63,4 +68,6 @@ class AdaptiveFusion(nn.Module):
             summary = torch.cat([pretrained.mean(dim=1), trainable.mean(dim=1)], dim=-1)  # [batch, 2 * hidden]
             return torch.sigmoid(self.gate_mlp(summary))  # [batch, 1]
         per_token = torch.cat([pretrained, trainable], dim=-1)  # [batch, tokens, 2 * hidden]
+        if self.fusion_mode == "residual":
+            return torch.tanh(self.gate_mlp(per_token)).squeeze(-1)  # [batch, tokens], 0 at initialisation
         return torch.sigmoid(self.gate_mlp(per_token)).squeeze(-1)  # [batch, tokens]

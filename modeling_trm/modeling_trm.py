@@ -45,7 +45,13 @@ class TRMPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         halting_head = getattr(self, "halting_head", None)
-        if halting_head is not None and module is halting_head.q_proj:
+        fusion = getattr(self, "fusion", None)
+        if fusion is not None and fusion.fusion_mode == "residual" and module is fusion.gate_mlp[-1]:
+            # The residual gate starts at exactly zero: the pretrained path begins switched off (matched on the
+            # Linear, as the halting head's below).
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif halting_head is not None and module is halting_head.q_proj:
             # As in TRM: near-zero weights and a strong bias against EMIT, so early training runs the full depth.
             # Matched on the Linear itself: `HaltingHead` has no parameters of its own, so transformers marks it
             # initialised without calling this method, and the Linear branch below would zero the EMIT bias.

@@ -56,6 +56,8 @@ class PretrainedVisionTower(nn.Module):
         super().__init__()
         self.tower_type = config.pretrained_tower
         self.image_size = config.image_size
+        # The side the backbone reads the canvas at (nearest-neighbour upsampling of the canvas when larger).
+        self.input_size = config.pretrained_tower_image_size or config.image_size
         self.grid_size = config.num_patches_per_side
         self.pretrained_model_name_or_path = config.pretrained_model_name_or_path
         self._frozen = False
@@ -94,7 +96,7 @@ class PretrainedVisionTower(nn.Module):
         efficientnet = _import_efficientnet()
         # `from_name` only builds the architecture (no download). Building it for our canvas size makes its static
         # "same" padding match the inputs it will see.
-        backbone = efficientnet.EfficientNet.from_name(_EFFICIENTNET_NAME, image_size=config.image_size)
+        backbone = efficientnet.EfficientNet.from_name(_EFFICIENTNET_NAME, image_size=self.input_size)
         self._num_original_blocks = len(backbone._blocks)
 
         # Feature stride: 16 or 32, whichever grid is closer (in log scale) to the token grid. With the usual patch
@@ -158,6 +160,8 @@ class PretrainedVisionTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Encodes `pixel_values` `[batch, 3, S, S]` into tokens `[batch, num_patches, hidden_size]`."""
         pixel_values = pixel_values.to(dtype=next(self.backbone.parameters()).dtype)
+        if pixel_values.shape[-1] != self.input_size:
+            pixel_values = F.interpolate(pixel_values, size=(self.input_size, self.input_size), mode="nearest")
         # Without trainable parameters inside the backbone no gradient can reach it, so building its graph would only
         # waste memory; with LoRA (or an unfrozen backbone) the graph is needed.
         if any(p.requires_grad for p in self.backbone.parameters()):

@@ -76,7 +76,7 @@ def test_config_overrides_errors_name_the_flag(text, problem):
 
 
 def test_good_config_overrides_are_accepted():
-    model_args, _, _ = parse_arguments(["--config_overrides", '{"concept_vocab_size": 32}'])
+    model_args, _, _, _ = parse_arguments(["--config_overrides", '{"concept_vocab_size": 32}'])
     assert json.loads(model_args.config_overrides) == {"concept_vocab_size": 32}
 
 
@@ -101,7 +101,7 @@ def test_hub_ids_and_existing_folders_are_left_to_from_pretrained(value, tmp_pat
 
 @pytest.mark.parametrize("spelling", [["--run_name", "x"], ["--run_name=x"], ["--run-name", "x"], ["--run-name=x"]])
 def test_run_name_sets_the_default_output_folder_in_every_spelling(spelling):
-    _, _, training_args = parse_arguments(spelling)
+    _, _, training_args, _ = parse_arguments(spelling)
     assert training_args.run_name == "x"
     assert Path(training_args.output_dir) == Path("outputs") / "x"
 
@@ -113,5 +113,5 @@ def test_a_given_flag_is_not_overridden_by_the_defaults(spelling):
 
 
 def test_explicit_output_dir_wins_over_run_name():
-    _, _, training_args = parse_arguments(["--run_name=x", "--output_dir=elsewhere"])
+    _, _, training_args, _ = parse_arguments(["--run_name=x", "--output_dir=elsewhere"])
     assert training_args.output_dir == "elsewhere" and training_args.run_name == "x"

@@ -355,3 +355,54 @@ def test_demo_checkpoint_loads_with_the_package_classes(space, monkeypatch):
     image = sorted(app.IMAGE_EXAMPLES_DIR.glob("*.png"))[0]
     probabilities = app.classify(model, processor, Image.open(image))["probabilities"]
     assert set(probabilities) == set(model.config.id2label.values()) and "Ankle boot" in probabilities
+
+
+# --------------------------------------------------------------------------------------------------- Image -> code
+
+
+def test_image_to_code_example_shows_the_program_and_its_rendering(space):
+    app, client = space
+    status, shown_input, predicted, rendering, expected, details = client.predict(
+        "chart", 1, api_name="/image_to_code_example")
+    reference = app.code_examples()["chart"][1]
+    image = app.CODE_KINDS["chart"].render(reference)
+    assert expected == reference and details["expected_program"] == reference
+    assert np.array_equal(_image(shown_input), app.enlarged(image))
+    assert predicted == details["predicted_program"]
+    assert predicted == app.predict_code(app.CODE_MODEL, app.CODE_PROCESSOR, Image.fromarray(image), "chart")
+    assert details["valid"] == app.is_valid("chart", predicted)
+    if details["valid"]:
+        assert np.array_equal(_image(rendering), app.enlarged(app.try_render("chart", predicted)))
+    else:
+        assert rendering is None and "**not** a valid" in status
+
+
+def test_image_to_code_draws_a_right_answer_and_never_runs_a_hostile_one(space, monkeypatch, tmp_path):
+    app, client = space
+    reference = app.code_examples()["ui"][0]
+    monkeypatch.setattr(app, "predict_code", lambda model, processor, image, kind: reference)
+    status, _, predicted, rendering, _, details = client.predict("ui", 0, api_name="/image_to_code_example")
+    assert "Exact match." in status and details["render_back_ssim"] == 1.0
+    assert np.array_equal(_image(rendering), app.enlarged(app.CODE_KINDS["ui"].render(reference)))
+    marker = tmp_path / "executed"
+    hostile = f"<script>__import__('os').system('touch {marker}')</script>"
+    monkeypatch.setattr(app, "predict_code", lambda model, processor, image, kind: hostile)
+    status, _, predicted, rendering, _, details = client.predict("ui", 0, api_name="/image_to_code_example")
+    assert predicted == hostile and rendering is None and details["valid"] is False
+    assert "**not** a valid" in status and not marker.exists()
+
+
+def test_image_to_code_upload_and_bad_requests(space, tmp_path):
+    app, client = space
+    path = tmp_path / "code.png"
+    Image.fromarray(app.CODE_KINDS["code"].render("x = 1\nprint(x)")).save(path)
+    status, shown_input, predicted, _, expected, details = client.predict(
+        gradio_client.handle_file(str(path)), "code", api_name="/image_to_code_upload")
+    assert expected in ("", None) and details["expected_program"] is None and details["kind"] == "code"
+    assert _image(shown_input).shape == (256, 256, 3)
+    with pytest.raises(AppError, match="greater than maximum value 19"):  # the Number input itself refuses it
+        client.predict("ui", 99, api_name="/image_to_code_example")
+    with pytest.raises(AppError, match="svg is not in the list of choices"):
+        client.predict("svg", 0, api_name="/image_to_code_example")
+    with pytest.raises(gr.Error, match="Unknown kind 'svg'"):  # the handler's own check, behind the dropdown's
+        app.image_to_code_example("svg", 0)

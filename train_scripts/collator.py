@@ -53,14 +53,16 @@ class MultimodalCollator:
         inputs = [row_to_input(row) for row in rows]
         grid_targets = [row["output_grid"] if int(row["modality"]) == MODALITY_GRID and row.get("output_grid")
                         else None for row in rows]
-        text_targets = [row["text_target"] if int(row["modality"]) == MODALITY_TEXT and row.get("text_target")
-                        else None for row in rows]
+        # A text row's continuation, or an image row's program (image -> code); empty for every other row.
+        text_targets = [row["text_target"] if row.get("text_target") else None for row in rows]
         encoded = self.processor(
             inputs,
             labels=[row.get("label", IGNORE_INDEX) for row in rows],
             grid_targets=grid_targets,
             text_targets=text_targets if any(t is not None for t in text_targets) else None,
-            task_ids=[int(row.get("task_id") or 0) for row in rows],
+            # An ARC row's task id; otherwise the id of the row's task_name (an image-to-code prompt), else 0.
+            task_ids=[int(row.get("task_id") or 0) or self.processor.task_id_of(row.get("task_name") or None)
+                      for row in rows],
             return_tensors="pt",
             **self._placement(rows),
         )

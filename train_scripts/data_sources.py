@@ -10,7 +10,8 @@ processor:
     image        raw uint8 pixels (bytes) with image_shape [H, W] or [H, W, C]; b"" otherwise
     label        class label, IGNORE_INDEX (-100) otherwise
     text         context chunk rendered on the canvas; text_target the continuation to predict
-    source       where the row comes from ("arc:<task>", "fashion_mnist", "kjv:<book>", ...)
+    source       where the row comes from ("arc:<task>", "fashion_mnist", "kjv:<book>",
+                 "image_to_code:<kind>:<i>", ...)
 
 The build is deterministic given its arguments (seeded shuffles and `interleave_datasets` with probabilities) and is
 cached with `save_to_disk` under `cache_dir/composite-<hash of the arguments>`.
@@ -32,6 +33,7 @@ from vision_trm.configuration.conventions import IGNORE_INDEX, MODALITY_GRID, MO
 from .data_arc import arc_protocol_split, arc_rows, build_task_vocabulary, load_arc_tasks
 from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
+from .image_to_code.dataset import image_to_code_rows, with_kind_prompts
 
 _BUILD_VERSION = 1  # bump when the row layout or the split logic changes (invalidates caches)
 
@@ -138,7 +140,19 @@ def _wikitext(spec: CompositeSpec):
             {"wikitext2_test": _rows_to_dataset(text_rows(load_wikitext2("test"), **kwargs), MODALITY_TEXT)})
 
 
-SOURCE_BUILDERS = {"arc": _arc, "fashion_mnist": _fashion, "cifar10": _cifar, "kjv": _kjv, "wikitext2": _wikitext}
+def _image_to_code(spec: CompositeSpec):
+    """Generated (image, code) pairs: UI mockups, charts, code screenshots (`image_to_code/`). Per-kind split sizes
+    come from `spec.extra["image_to_code"]` (e.g. {"train": 3200, "validation": 100, "test": 200})."""
+    rows = image_to_code_rows(spec.extra.get("image_to_code"), seed=spec.seed)
+    return _rows_to_dataset(rows["train"], MODALITY_IMAGE), {
+        "image_to_code_validation": _rows_to_dataset(rows["validation"], MODALITY_IMAGE),
+        "image_to_code_test": _rows_to_dataset(rows["test"], MODALITY_IMAGE)}
+
+
+SOURCE_BUILDERS = {"arc": _arc, "fashion_mnist": _fashion, "cifar10": _cifar, "kjv": _kjv, "wikitext2": _wikitext,
+                   "image_to_code": _image_to_code}
+# Evaluation splits kept whole (never capped by max_eval_samples): their figures are per task / per kind.
+COMPLETE_EVAL_SPLITS = ("arc_eval", "image_to_code_validation", "image_to_code_test")
 
 
 def default_cache_dir() -> Path:
@@ -174,7 +188,7 @@ def build_composite(spec: CompositeSpec | None = None, cache_dir=None, use_cache
             train, evals = built
         trains.append(_cap(train, spec.max_samples_per_source, spec.seed + index))
         for split, dataset in evals.items():
-            limit = None if split == "arc_eval" else spec.max_eval_samples  # ARC eval is always complete
+            limit = None if split in COMPLETE_EVAL_SPLITS else spec.max_eval_samples
             evaluations[split] = _cap(dataset, limit, spec.seed + 100 + index) if limit else dataset
     weights = np.asarray(spec.weights, dtype=np.float64)
     active = weights > 0
@@ -186,6 +200,8 @@ def build_composite(spec: CompositeSpec | None = None, cache_dir=None, use_cache
         train = interleave_datasets([d for d, a in zip(trains, active) if a],
                                     probabilities=list(weights[active] / weights[active].sum()),
                                     seed=spec.seed, stopping_strategy="first_exhausted")
+    if "image_to_code" in spec.sources:
+        vocabulary = with_kind_prompts(vocabulary)  # its rows name their kind's prompt (task_name)
     if spec.num_train_samples is not None and len(train) > spec.num_train_samples:
         train = train.select(range(spec.num_train_samples))
     data = DatasetDict({"train": train.flatten_indices(), **evaluations})

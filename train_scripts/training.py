@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
@@ -21,25 +23,71 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TRMTrainer(Trainer):
-    """`Trainer` with two additions the multi-task, deep-supervision model needs.
+    """`Trainer` with the additions the multi-task, deep-supervision model needs.
 
     * A NaN guard: a non-finite loss or gradient raises `NonFiniteLossError` naming the optimizer step and the
       micro-batch, before the optimizer step, so no NaN weight is ever written (checkpoints stay clean).
     * Logging of the model's extra outputs, averaged over each logging window: every loss term, the fusion gate mean,
       the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
+    * The ARC recipe: with `arc_bank` (an `ArcPairBank` on the training device) a micro-batch of `arc_pair_index`
+      becomes augmented model inputs on the device, seeded by (seed, optimizer step, process, micro-batch), so a
+      resumed run draws the views an uninterrupted one would. With `task_embedding_learning_rate` the task
+      embeddings are their own optimizer group at that learning rate, without weight decay (TRM: 1e-2, against
+      1e-4 for the network): each task's rows see only that task's few pairs.
 
     The model computes its own loss (`TRMForMultitaskReasoning`, or `TRMForN2NPretraining` for the adapter phase).
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, arc_bank=None, arc_copy_fraction: float = 0.0,
+                 task_embedding_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.arc_bank = arc_bank
+        self.arc_copy_fraction = arc_copy_fraction
+        self.task_embedding_learning_rate = task_embedding_learning_rate
         self._extra_sums: dict[str, float] = {}
         self._extra_counts: dict[str, int] = {}
         self._micro_batch = 0
+        self._micro_batch_in_step = (-1, 0)  # (optimizer step, micro-batches seen in it)
+
+    # ------------------------------------------------------------------------------------------- optimizer
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.task_embedding_learning_rate:
+            self.optimizer = self._optimizer_with_task_embedding_group(self.model if model is None else model)
+        return super().create_optimizer(model)
+
+    def _optimizer_with_task_embedding_group(self, model):
+        decay = set(self.get_decay_parameter_names(model))
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        task = [p for name, p in named if name.endswith("task_embeddings.weight")]
+        if not task:
+            raise ValueError("task_embedding_learning_rate is set but the model has no trainable task_embeddings")
+        rest = [(name, p) for name, p in named if not name.endswith("task_embeddings.weight")]
+        groups = [
+            {"params": [p for name, p in rest if name in decay], "weight_decay": self.args.weight_decay},
+            {"params": [p for name, p in rest if name not in decay], "weight_decay": 0.0},
+            {"params": task, "weight_decay": 0.0, "lr": self.task_embedding_learning_rate},
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        return optimizer_cls(groups, **optimizer_kwargs)
 
     # ------------------------------------------------------------------------------------------------ loss
+    def _arc_inputs(self, pair_indices: torch.Tensor) -> dict:
+        """Augmented ARC inputs of one micro-batch of pair indices, drawn on the training device."""
+        step, seen = self._micro_batch_in_step
+        seen = seen + 1 if step == self.state.global_step else 0
+        self._micro_batch_in_step = (self.state.global_step, seen)
+        seed = hash((self.args.seed, self.state.global_step, self.args.process_index, seen)) % (2**62)
+        generator = torch.Generator(device=pair_indices.device).manual_seed(seed)
+        image_processor = self.processing_class.image_processor
+        return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True,
+                                   copy_fraction=self.arc_copy_fraction)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         sources = inputs.pop("row_sources", None)
+        if "arc_pair_index" in inputs:
+            if self.arc_bank is None:
+                raise ValueError("a batch of arc_pair_index needs TRMTrainer(arc_bank=...)")
+            inputs = self._arc_inputs(inputs.pop("arc_pair_index"))
         outputs = model(**inputs)
         loss = outputs["loss"]
         if model.training:
@@ -135,6 +183,61 @@ class TRMTrainer(Trainer):
                 logs[name] = round(total / self._extra_counts[name], 5)
             self._extra_sums, self._extra_counts = {}, {}
         super().log(logs, start_time)
+
+
+class WeightEMACallback(TrainerCallback):
+    """An exponential moving average of the trainable weights (TRM and VARC evaluate with one, decay 0.999).
+
+    The average is updated after every optimizer step, with the usual warm-up `min(decay, (1 + t) / (10 + t))` so
+    early weights do not linger; it is saved beside each checkpoint as `ema.safetensors` and read back from
+    `resume_from` (the checkpoint folder a resumed run starts from). At the end of training it replaces the
+    weights, so what is saved and evaluated afterwards is the average.
+    """
+
+    FILE_NAME = "ema.safetensors"
+
+    def __init__(self, decay: float = 0.999, resume_from: str | None = None):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"the EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.resume_from = resume_from
+        self.average: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def _trainable(model) -> dict[str, torch.Tensor]:
+        return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        parameters = self._trainable(model)
+        self.average = {name: p.detach().clone().float() for name, p in parameters.items()}
+        if self.resume_from:
+            path = Path(self.resume_from) / self.FILE_NAME
+            if not path.is_file():
+                raise FileNotFoundError(f"resuming with an EMA needs {path}: that checkpoint was saved without one")
+            saved = load_file(str(path), device=str(next(iter(self.average.values())).device))
+            if set(saved) != set(self.average):
+                raise ValueError(f"{path} holds other parameters than the model's trainable ones")
+            self.average = saved
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        decay = min(self.decay, (1 + step) / (10 + step))
+        parameters = self._trainable(model)
+        names = list(self.average)
+        torch._foreach_lerp_([self.average[n] for n in names], [parameters[n].detach().float() for n in names],
+                             1.0 - decay)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                save_file({n: t.contiguous() for n, t in self.average.items()}, str(folder / self.FILE_NAME))
+
+    @torch.no_grad()
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        for name, parameter in self._trainable(model).items():
+            parameter.copy_(self.average[name].to(parameter.dtype))
 
 
 class TimeBudgetCallback(TrainerCallback):

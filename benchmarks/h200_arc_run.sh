@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The ARC recipe in one call of the GPU machine (the `device` tool), its results packed into $OUT, which brings
+# back at most 8 files of at most 16 MiB: the weight shards (15 MB each), run.tar.gz (config, processor, logs,
+# curves, the identity-view and the 32-view evaluation) and log.txt.
+#
+#   CARRY=arc bash train_scripts/stage_device_carry.sh                 # here, first: wheels + ARC data, ~3 MiB
+#   run(carry=[".device_carry"], command="MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
+#   # to continue from weights a call brought back (unpacked into .device_carry/init: shards + run.tar.gz):
+#   run(carry=[".device_carry"], command="INIT=.device_carry/init MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
+#
+# Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
+# cosine schedule from the returned (EMA) weights; say so next to its figures.
+set -euo pipefail
+source .device_carry/env.sh
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+: "${MINUTES:?set MINUTES (training wall-clock cap)}" "${STEPS:?set STEPS (length of the cosine schedule)}"
+RUN=/tmp/arc-run
+ARGS=(--recipe arc --preset "${PRESET:-arc}" --bf16 True --compile_blocks True
+      --per_device_train_batch_size "${BATCH:-128}" --per_device_eval_batch_size 256 --max_steps "$STEPS"
+      --max_train_minutes "$MINUTES" --learning_rate "${LR:-1e-3}" --warmup_steps "${WARMUP:-200}"
+      --logging_steps 50 --save_steps 1000000 --output_dir "$RUN" --run_name arc-h200 --seed "${SEED:-0}")
+if [ -n "${INIT:-}" ]; then
+  mkdir -p /tmp/init && tar xzf "$INIT/run.tar.gz" -C /tmp/init && cp "$INIT"/*.safetensors /tmp/init/
+  ARGS+=(--model_name_or_path /tmp/init)
+fi
+[ -z "${OVERRIDES:-}" ] || ARGS+=(--config_overrides "$OVERRIDES")
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/log.txt"
+python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt"
+python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
+  --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+cp "$RUN"/*.safetensors "$OUT/"
+tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
+ls -la "$OUT"

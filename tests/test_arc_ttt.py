@@ -1,0 +1,364 @@
+"""ARC evaluation by voting over views, and test-time training (TTT) on a task never seen.
+
+The model tests use `arc-tiny` shrunk to a 16 px canvas (8 x 8 cells, grids up to 6 x 6) so that training on the CPU
+takes seconds: once per session it is pre-trained on copying random grids (`benchmarks/bench_copy.py`'s batch
+builder), then TTT must teach it a recolouring it has never seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vision_trm.configuration import MODALITY_GRID, TRMConfig
+from vision_trm.modeling_trm import TRMForMultitaskReasoning
+from vision_trm.processing import TRMProcessor
+from vision_trm.processing.grids import pad_grid
+from vision_trm.processing.transforms import inverse_transform_grid, transform_grid
+from vision_trm.train_scripts import evaluate_arc
+from vision_trm.train_scripts.arc_voting import predict_test_inputs, vote, voting_views
+from vision_trm.train_scripts.evaluate_arc import evaluate_arc_tasks
+from vision_trm.train_scripts.test_time_training import solve_arc_task
+
+REPO = Path(__file__).resolve().parents[1]
+SIDE = 6  # the largest grid of the shrunk config
+PRETRAIN_STEPS, PRETRAIN_BATCH = 150, 8
+
+
+def load_file_module(name: str, path: Path):
+    """A script that is not part of the installed package (the copy benchmark, the Space), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The shrunk model's ops are tiny: on a shared 2-core machine one thread is faster and far steadier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def shrunk_config() -> TRMConfig:
+    return TRMConfig.from_preset("arc-tiny", image_size=16, max_grid_size=SIDE, num_task_ids=4)
+
+
+def random_grid(rng, height, width, colours=(0, 0, 1, 3, 4)) -> list[list[int]]:
+    return rng.choice(colours, size=(height, width)).tolist()
+
+
+def recolour_task(seed: int, pairs: int = 3) -> dict:
+    """An unseen rule: colour 1 becomes colour 2 (every grid holds some 1s)."""
+    rng = np.random.default_rng(seed)
+
+    def pair(height, width):
+        grid = np.array(random_grid(rng, height, width))
+        grid[0, 0] = 1
+        return {"input": grid.tolist(), "output": np.where(grid == 1, 2, grid).tolist()}
+
+    return {"id": f"recolour-{seed}", "train": [pair(*rng.integers(3, SIDE + 1, 2)) for _ in range(pairs)],
+            "test": [pair(5, 4)]}
+
+
+@pytest.fixture(scope="session")
+def copy_model():
+    """`(model, processor)`: the shrunk arc-tiny model after PRETRAIN_STEPS AdamW steps of copying random grids."""
+    bench_copy = load_file_module("bench_copy_for_ttt_tests", REPO / "benchmarks" / "bench_copy.py")
+    config = shrunk_config()
+    processor = TRMProcessor.from_config(config)
+    with one_thread():
+        torch.manual_seed(0)
+        model = TRMForMultitaskReasoning(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+        generator = torch.Generator().manual_seed(0)
+        for step in range(PRETRAIN_STEPS):
+            cell_maps = bench_copy.random_cell_maps(PRETRAIN_BATCH, config.num_patches_per_side, 1, SIDE, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = 3e-3 * bench_copy.learning_rate_factor(step / PRETRAIN_STEPS, step, 20)
+            loss = model(pixel_values=processor.image_processor.render_cell_labels(cell_maps), cell_labels=cell_maps,
+                         modality_ids=torch.full((PRETRAIN_BATCH,), MODALITY_GRID)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return model.eval(), processor
+
+
+# ------------------------------------------------------------------------------------------------ views, voting
+def test_voting_views_are_the_dihedral_transforms_times_colour_permutations_identity_first():
+    views = voting_views(32, seed=0)
+    assert len(views) == 32 and views[0] == (0, None)
+    assert [d for d, _ in views] == list(range(8)) * 4
+    permutations = [tuple(range(10)) if p is None else tuple(p.tolist()) for _, p in views[::8]]
+    assert len(set(permutations)) == 4 and all(p[0] == 0 for p in permutations)
+    assert all(v[0] == w[0] and np.array_equal(v[1], w[1]) for v, w in zip(views[8:], voting_views(32, seed=0)[8:]))
+    assert not np.array_equal(views[8][1], voting_views(32, seed=1)[8][1])
+    assert voting_views(5) == views[:5]
+    with pytest.raises(ValueError, match="num_views must be an int >= 1"):
+        voting_views(0)
+
+
+def test_every_view_round_trips_and_reaches_the_model_as_augmentation_ids():
+    grid = np.array([[1, 2, 3], [4, 5, 6]])  # no symmetry: every view draws it differently
+    processor = TRMProcessor.from_config(shrunk_config())
+    views = voting_views(32)
+    batch = processor([grid] * 32, augmentations=views)
+    drawn = [processor.decode_grid(pixels) for pixels in batch["pixel_values"]]
+    assert len({json.dumps(g.tolist()) for g in drawn}) == 32
+    for (d, p), ids, picture in zip(views, batch["augmentation_ids"].tolist(), drawn):
+        assert ids == [d, *(range(10) if p is None else p.tolist())]
+        assert np.array_equal(picture, transform_grid(grid, d, p))
+        assert np.array_equal(inverse_transform_grid(picture, d, p), grid)
+
+
+class CannedModel(nn.Module):
+    """A stand-in for the model: it reads the grid drawn on each canvas and the view it is told
+    (`augmentation_ids`), looks the canonical grid up in `answers` (canonical input -> function of the view's
+    dihedral index -> answer, default: the input itself), and draws that answer in the view, as a model that
+    respects the augmentation would. EMIT confidence 0.5 everywhere."""
+
+    def __init__(self, processor, answers=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.config = SimpleNamespace(heads=["grid"], num_task_ids=4)
+        self.processor, self.answers, self.seen_views = processor, answers or {}, []
+
+    def forward(self, pixel_values, modality_ids=None, task_ids=None, augmentation_ids=None):
+        assert augmentation_ids is not None, "the evaluation must tell the model the view"
+        predictions = []
+        for pixels, view in zip(pixel_values, augmentation_ids.tolist()):
+            self.seen_views.append(view)
+            dihedral, permutation = view[0], np.array(view[1:])
+            canonical = inverse_transform_grid(self.processor.decode_grid(pixels), dihedral, permutation)
+            answer = self.answers.get(json.dumps(canonical.tolist()), lambda d: canonical)(dihedral)
+            predictions.append(pad_grid(transform_grid(answer, dihedral, permutation), SIDE))
+        batch = len(predictions)
+        return SimpleNamespace(grid_predictions=torch.tensor(np.stack(predictions)),
+                               halting_logits=torch.zeros(batch, 1, 2), halting_steps=torch.ones(batch, dtype=torch.long))
+
+
+def test_voting_maps_every_view_back_to_the_grid_of_a_copy_model():
+    processor = TRMProcessor.from_config(shrunk_config())
+    copier = CannedModel(processor)
+    grids = [[[1, 2, 3], [4, 5, 6]], [[7, 0], [0, 8], [9, 9]]]
+    candidates = predict_test_inputs(copier, processor, grids, task_id=1, views=voting_views(32), batch_size=20)
+    for grid, ranked in zip(grids, candidates):
+        assert len(ranked) == 1 and ranked[0].grid == grid and ranked[0].votes == 32
+    assert len(copier.seen_views) == 64  # both inputs, every view, in batches of 20 rows
+
+
+def test_ties_in_votes_go_to_the_higher_emit_confidence():
+    a, b = [[1]], [[2]]
+    assert [c.grid for c in vote([(a, 0.1), (b, 0.9), (a, 0.2), (b, 0.3)])] == [b, a]
+    assert [c.grid for c in vote([(a, 0.1), (a, 0.1), (b, 0.9)])] == [a, b]  # more votes first
+
+
+def test_pass_at_1_and_pass_at_2_count_a_task_only_when_all_its_test_inputs_are_right():
+    processor = TRMProcessor.from_config(shrunk_config())
+    right, wrong = [[1, 2, 3], [4, 5, 6]], [[1, 2, 3], [4, 5, 0]]  # 5 of 6 cells right
+    inputs = {name: grid for name, grid in zip("pqrs", ([[1]], [[2]], [[3]], [[4]]))}
+    # Per input and dihedral index: p always right; q wrong in 5 of 8 dihedral views (20 of 32 votes), right
+    # in 3 (attempt 2); s always wrong.
+    answers = {json.dumps(inputs["p"]): lambda d: right, json.dumps(inputs["q"]): lambda d: wrong if d < 5 else right,
+               json.dumps(inputs["r"]): lambda d: right, json.dumps(inputs["s"]): lambda d: wrong}
+    model = CannedModel(processor, answers)
+    demo = [{"input": [[0]], "output": [[0]]}]
+    tasks = [
+        {"id": "two-inputs-pass@2", "train": demo, "test": [{"input": inputs["p"], "output": right},
+                                                            {"input": inputs["q"], "output": right}]},
+        {"id": "one-input-pass@1", "train": demo, "test": [{"input": inputs["r"], "output": right}]},
+        {"id": "two-inputs-one-wrong", "train": demo, "test": [{"input": inputs["p"], "output": right},
+                                                               {"input": inputs["s"], "output": right}]},
+    ]
+    summary, per_task = evaluate_arc_tasks(model, processor, tasks, num_views=32, batch_size=48, show_progress=False)
+    assert summary["pass@1"] == pytest.approx(1 / 3) and summary["pass@2"] == pytest.approx(2 / 3)
+    assert summary["exact_match"] == pytest.approx(3 / 5)
+    assert summary["per_cell_accuracy"] == pytest.approx((1 + 5 / 6 + 1 + 1 + 5 / 6) / 5)
+    assert (summary["num_tasks"], summary["num_test_inputs"], summary["num_views"]) == (3, 5, 32)
+    second = per_task["two-inputs-pass@2"]["test_inputs"][1]
+    assert second["attempts"] == [wrong, right] and second["votes"] == [20, 12] and second["correct"] == [False, True]
+    assert [(t["pass@1"], t["pass@2"]) for t in per_task.values()] == [(False, True), (True, True), (False, False)]
+    assert per_task["two-inputs-one-wrong"]["test_inputs"][1]["correct"] == [False]
+    json.dumps(per_task)  # the per-task report is written as JSON
+
+
+def test_evaluation_refuses_a_test_input_without_its_output():
+    processor = TRMProcessor.from_config(shrunk_config())
+    task = {"id": "t", "train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]]}]}
+    with pytest.raises(ValueError, match="task t test input 0 has no 'output'"):
+        evaluate_arc_tasks(CannedModel(processor), processor, [task], show_progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- test-time training
+def test_the_copy_model_copies_under_all_32_views(copy_model):
+    model, processor = copy_model
+    rng = np.random.default_rng(3)
+    grid = random_grid(rng, 4, 5, colours=range(10))
+    task = {"id": "copy", "train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}
+    summary, per_task = evaluate_arc_tasks(model, processor, [task], num_views=32, show_progress=False)
+    assert summary["pass@1"] == 1.0 and per_task["copy"]["test_inputs"][0]["votes"] == [32]
+
+
+def test_ttt_solves_an_unseen_recolouring_that_the_model_does_not_solve_without_it(copy_model):
+    """Fitted with LoRA (r=4) under dihedral views only: a model pre-trained on copying has never learned to read
+    the colour permutation from its augmentation tokens, so colour-permuted views would contradict a colour rule,
+    and its task embedding alone cannot rewire it (the next test shows that much)."""
+    model, processor = copy_model
+    for seed in (0, 1):
+        task = recolour_task(seed)
+        options = dict(num_views=8, colour_permutations=False, seed=seed)
+        before = solve_arc_task(model, processor, task, steps=0, **options)
+        after = solve_arc_task(model, processor, task, steps=60, lora_r=4, lora_learning_rate=3e-3, **options)
+        assert before.correct == [[False]] and before.attempts[0][0] == task["test"][0]["input"]  # it copies
+        assert after.correct[0][0], (after.attempts, after.loss_curve[-5:])
+        assert after.attempts[0][0] == task["test"][0]["output"] and after.votes[0][0] == 8
+        assert after.loss_curve[-1] < 0.1 * after.loss_curve[0]
+
+
+def test_ttt_of_the_task_embedding_alone_lowers_the_demonstration_loss(copy_model):
+    model, processor = copy_model
+    result = solve_arc_task(model, processor, recolour_task(0), steps=40, num_views=1, learning_rate=3e-2)
+    first, last = np.mean(result.loss_curve[:5]), np.mean(result.loss_curve[-5:])
+    assert last < 0.93 * first, result.loss_curve
+    assert result.start == "zero"  # the copy model trained no task row, so the mean has nothing to average
+
+
+def snapshot(model) -> dict:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def test_ttt_never_changes_the_callers_model(copy_model):
+    model, processor = copy.deepcopy(copy_model[0]), copy_model[1]
+    model.trm.task_embeddings.weight.data[2] = 0.5  # a "trained" row, to start from
+    before, flags = snapshot(model), {n: p.requires_grad for n, p in model.named_parameters()}
+    result = solve_arc_task(model, processor, recolour_task(0), steps=3, num_views=2, lora_r=2, start_from_task_id=2)
+    assert result.steps == 3 and result.start == "task row 2"
+    after = snapshot(model)
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    assert not any("lora" in name for name in after)
+
+
+def test_ttt_starts_a_new_task_from_the_mean_of_the_trained_rows(copy_model):
+    model, processor = copy_model
+    fitted = copy.deepcopy(model)
+    fitted.trm.task_embeddings.weight.data[1:3] = torch.tensor([1.0, 3.0])[:, None]
+    zero = solve_arc_task(fitted, processor, recolour_task(0), steps=0, num_views=1, initial_embedding="zero")
+    mean = solve_arc_task(fitted, processor, recolour_task(0), steps=0, num_views=1)
+    assert (zero.start, mean.start) == ("zero", "mean of 2 trained rows")
+    with pytest.raises(ValueError, match=r"start_from_task_id must be None or a trained task id in \[1, 4\)"):
+        solve_arc_task(fitted, processor, recolour_task(0), start_from_task_id=4)
+    with pytest.raises(ValueError, match="num_views=32 needs colour_permutations=True"):
+        solve_arc_task(fitted, processor, recolour_task(0), colour_permutations=False)
+
+
+def test_ttt_stops_at_its_time_bound(copy_model):
+    """The bound holds between steps: fitting ends at most one step after `max_seconds`."""
+    model, processor = copy_model
+    calls = []
+    started = time.perf_counter()
+    result = solve_arc_task(model, processor, recolour_task(0), steps=100_000, num_views=4, max_seconds=1.0,
+                            progress=lambda fraction, message: calls.append((fraction, message)))
+    elapsed = time.perf_counter() - started
+    assert result.stopped_at_time_bound and 0 < result.steps < 100_000
+    step_seconds = result.fit_seconds / result.steps
+    assert 1.0 <= result.fit_seconds <= 1.0 + 3 * step_seconds + 0.25
+    assert elapsed == pytest.approx(result.seconds, abs=0.5)
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert calls[0][1].startswith("test-time training: step 1/100000") and "voting over 4 views" in calls[-1][1]
+    untrained = solve_arc_task(model, processor, recolour_task(0), steps=10, num_views=1, max_seconds=0)
+    assert untrained.steps == 0 and untrained.stopped_at_time_bound
+
+
+def test_evaluate_arc_cli_runs_ttt_per_task(copy_model, tmp_path, monkeypatch):
+    model, processor = copy_model
+    model.trm.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    tasks = [recolour_task(0), recolour_task(1)]
+    monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: ([], tasks))
+    summary = evaluate_arc.main(["--model_name_or_path", str(tmp_path / "model"), "--num_views", "4", "--device",
+                                 "cpu", "--ttt_steps", "2", "--ttt_max_seconds", "30",
+                                 "--output_json", str(tmp_path / "attempts.json")])
+    assert (summary["num_tasks"], summary["ttt_steps"], summary["num_views"]) == (2, 2, 4)
+    report = json.loads((tmp_path / "attempts.json").read_text())["tasks"]
+    assert [report[t["id"]]["ttt"]["steps"] for t in tasks] == [2, 2]
+    # Without a vocabulary in the processor, the ARC vocabulary numbers the tasks 1, 2: each starts from its row.
+    assert [report[t["id"]]["ttt"]["start"] for t in tasks] == ["task row 1", "task row 2"]
+
+
+# ---------------------------------------------------------------------------------------------------------- Space
+@pytest.fixture(scope="module")
+def space_app(copy_model, tmp_path_factory):
+    model, processor = copy_model
+    folder = tmp_path_factory.mktemp("ttt_checkpoint")
+    model.trm.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    saved = os.environ.get("MODEL_ID")
+    os.environ["MODEL_ID"] = str(folder)
+    try:
+        return load_file_module("trm_space_app_for_ttt", REPO / "spaces_app" / "app.py")
+    finally:
+        if saved is None:
+            os.environ.pop("MODEL_ID")
+        else:
+            os.environ["MODEL_ID"] = saved
+
+
+def test_space_solves_a_pasted_task_within_its_time_bound(space_app):
+    app = space_app
+    task = recolour_task(0)
+    task["test"].append({"input": [[1, 0], [0, 1]]})  # a second test input, without an expected output
+    calls = []
+    started = time.perf_counter()
+    status, gallery, details = app.solve_arc("", json.dumps(task), 1000, 1, 8,
+                                             progress=lambda fraction, desc=None: calls.append((fraction, desc)))
+    elapsed = time.perf_counter() - started
+    assert details["stopped_at_time_bound"] and details["steps"] < 1000
+    assert f"of 1000 steps in {details['fit_seconds']:.1f} s** (stopped at the time bound of 1 s" in status
+    assert "Voting over 8 views" in status and elapsed < 1 + 5
+    assert details["correct"] is None  # one test input has no expected output
+    draw = app.PROCESSOR.draw_grid
+    assert [caption for _, caption in gallery] == [
+        f"test input 0 → attempt 1 ({details['votes'][0][0]} votes)" + "".join(
+            f" → attempt 2 ({n} votes)" for n in details["votes"][0][1:]) + " → expected",
+        f"test input 1 → attempt 1 ({details['votes'][1][0]} votes)" + "".join(
+            f" → attempt 2 ({n} votes)" for n in details["votes"][1][1:])]
+    image, shown_input, shown_attempt = gallery[1][0], draw([[1, 0], [0, 1]], 150), draw(details["attempts"][1][0], 150)
+    assert np.array_equal(image[: shown_input.shape[0], : shown_input.shape[1]], shown_input)
+    left = shown_input.shape[1] + 24
+    assert np.array_equal(image[: shown_attempt.shape[0], left: left + shown_attempt.shape[1]], shown_attempt)
+    assert calls[-1][0] == 1.0 and [f for f, _ in calls] == sorted(f for f, _ in calls)
+
+
+def test_space_refuses_a_fractional_step_count(space_app):
+    app = space_app
+    with pytest.raises(app.gr.Error, match="Steps must be a whole number, got 2.5"):
+        app.solve_arc("", json.dumps(recolour_task(0)), 2.5, 5, 8, progress=lambda *a, **k: None)
+    with pytest.raises(app.gr.Error, match="time bound must lie in"):
+        app.solve_arc("", json.dumps(recolour_task(0)), 2, 0, 8, progress=lambda *a, **k: None)

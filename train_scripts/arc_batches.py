@@ -1,0 +1,186 @@
+"""ARC training batches built on the training device: every trainable pair as tensors, augmented with tensor ops.
+
+The ARC recipe (`run_multimodal.py --recipe arc`) trains on a few thousand pairs under random views, hundreds of
+times each. Building those views one grid at a time through numpy and the processor would keep a GPU waiting, so
+the pairs live on the device as padded tensors and each batch is drawn there:
+
+1. a random dihedral transform and a random colour permutation (colour 0 fixed) per sample, the same for its
+   input and its output (`processing.transforms` defines both; `tests/test_arc_batches.py` checks that this file
+   agrees with it cell for cell);
+2. a random whole-cell offset at which the input and the output, drawn at the same corner, both fit;
+3. the input drawn one cell per token (`TRMImageProcessor.render_cell_labels`: the processor's own pixels), the
+   output as the cell head's per-token targets (`cell_labels`), and the view as `augmentation_ids`.
+
+The dataset the Trainer iterates holds only pair indices (`ArcPairIndices`); `TRMTrainer` turns each micro-batch of
+indices into model inputs with `ArcPairBank.batch`, seeded by the optimizer step, so a resumed run draws the same
+views as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+from vision_trm.configuration.conventions import (
+    BACKGROUND_CLASS,
+    BORDER_CLASS,
+    MODALITY_GRID,
+    NUM_COLORS,
+    NUM_DIHEDRAL_TRANSFORMS,
+)
+
+PADDING = -1  # outside a grid, in the padded [N, G, G] tensors (never a colour)
+
+
+class ArcPairBank:
+    """The trainable ARC pairs as padded tensors: `inputs`, `outputs` `[N, G, G]` (`PADDING` outside each grid),
+    `input_sizes`, `output_sizes` `[N, 2]`, `task_ids` `[N]`."""
+
+    def __init__(self, pairs: list[dict], task_vocabulary: dict[str, int], max_grid_size: int):
+        if not pairs:
+            raise ValueError("no ARC pairs to train on")
+        self.max_grid_size = max_grid_size
+        self.inputs, self.input_sizes = _pad([pair["input"] for pair in pairs], max_grid_size)
+        self.outputs, self.output_sizes = _pad([pair["output"] for pair in pairs], max_grid_size)
+        missing = sorted({pair["task_name"] for pair in pairs} - set(task_vocabulary))
+        if missing:
+            raise ValueError(f"{len(missing)} ARC tasks have no task id, e.g. {missing[:3]}")
+        self.task_ids = torch.tensor([task_vocabulary[pair["task_name"]] for pair in pairs], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def to(self, device) -> "ArcPairBank":
+        for name in ("inputs", "outputs", "input_sizes", "output_sizes", "task_ids"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    @torch.no_grad()
+    def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
+              copy_fraction: float = 0.0) -> dict:
+        """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
+        view at the top-left corner with `augment=False`).
+
+        `copy_fraction`: the share of rows (drawn at random) whose target is their own input, under task id 0 ("no
+        task"). Copying is the function most ARC outputs start from; these rows teach it outright, and task 0 keeps
+        it apart from every task's own rule."""
+        indices = indices.to(self.inputs.device)
+        batch = indices.shape[0]
+        inputs, outputs = self.inputs[indices], self.outputs[indices]
+        input_sizes, output_sizes = self.input_sizes[indices], self.output_sizes[indices]
+        task_ids = self.task_ids[indices]
+        if copy_fraction > 0:
+            copy = torch.rand(batch, generator=generator, device=indices.device) < copy_fraction
+            outputs = torch.where(copy[:, None, None], inputs, outputs)
+            output_sizes = torch.where(copy[:, None], input_sizes, output_sizes)
+            task_ids = torch.where(copy, 0, task_ids)
+        dihedral = torch.zeros(batch, dtype=torch.long, device=indices.device)
+        permutation = torch.arange(NUM_COLORS, device=indices.device).expand(batch, -1)
+        if augment:
+            dihedral = torch.randint(0, NUM_DIHEDRAL_TRANSFORMS, (batch,), generator=generator, device=indices.device)
+            permutation = random_colour_permutations(batch, generator)
+        inputs, input_sizes = transform_grids(inputs, input_sizes, dihedral, permutation)
+        outputs, output_sizes = transform_grids(outputs, output_sizes, dihedral, permutation)
+        side = image_processor.tokens_per_side
+        corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, augment)
+        return {
+            "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side)),
+            "modality_ids": torch.full((batch,), MODALITY_GRID, dtype=torch.long, device=indices.device),
+            "task_ids": task_ids,
+            "augmentation_ids": torch.cat([dihedral[:, None], permutation], dim=1),
+            "cell_labels": cell_maps(outputs, output_sizes, corner, side),
+        }
+
+
+class ArcPairIndices(Dataset):
+    """What the Trainer's dataloader iterates in the ARC recipe: `{"arc_pair_index": i}` for every pair (the
+    distributed sampler shards it across processes as any dataset)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        return {"arc_pair_index": index}
+
+
+def collate_pair_indices(rows: list[dict]) -> dict:
+    return {"arc_pair_index": torch.tensor([row["arc_pair_index"] for row in rows], dtype=torch.long)}
+
+
+# ------------------------------------------------------------------------------------------------ tensor ops
+def _pad(grids: list, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    padded = torch.full((len(grids), side, side), PADDING, dtype=torch.long)
+    sizes = torch.zeros((len(grids), 2), dtype=torch.long)
+    for index, grid in enumerate(grids):
+        grid = torch.as_tensor(grid, dtype=torch.long)
+        if grid.dim() != 2 or grid.shape[0] > side or grid.shape[1] > side:
+            raise ValueError(f"ARC pair {index}: grid of shape {tuple(grid.shape)} does not fit {side} x {side}")
+        padded[index, : grid.shape[0], : grid.shape[1]] = grid
+        sizes[index] = torch.tensor(grid.shape)
+    return padded, sizes
+
+
+def random_colour_permutations(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """`[batch, 10]`: colour 0 fixed, colours 1..9 shuffled per row."""
+    device = generator.device
+    shuffled = torch.rand((batch, NUM_COLORS - 1), generator=generator, device=device).argsort(dim=1) + 1
+    return torch.cat([torch.zeros((batch, 1), dtype=torch.long, device=device), shuffled], dim=1)
+
+
+def transform_grids(grids: torch.Tensor, sizes: torch.Tensor, dihedral: torch.Tensor, permutation: torch.Tensor):
+    """`processing.transforms.transform_grid` on a batch of top-left-padded grids: colours first, then dihedral
+    transform `dihedral[b]` (a left-right flip when >= 4, then `dihedral % 4` counter-clockwise quarter turns), the
+    result moved back to the top-left corner. Returns `(grids, sizes)`."""
+    coloured = torch.where(grids >= 0, permutation.gather(1, grids.clamp(min=0).flatten(1)).view_as(grids), PADDING)
+    # All eight transforms of the whole padded square (a few thousand small ints each), then each row's own.
+    flipped = coloured.flip(2)
+    candidates = torch.stack([torch.rot90(flipped if d >= 4 else coloured, d % 4, dims=(1, 2)) for d in range(8)])
+    moved = candidates[dihedral, torch.arange(grids.shape[0], device=grids.device)]
+    quarter_turn = (dihedral % 2 == 1)[:, None]
+    new_sizes = torch.where(quarter_turn, sizes.flip(1), sizes)
+    return _to_top_left(moved), new_sizes
+
+
+def _to_top_left(grids: torch.Tensor) -> torch.Tensor:
+    """Shifts each grid's cells (everything but `PADDING`) so that its box starts at row 0, column 0."""
+    side = grids.shape[-1]
+    inside = grids >= 0
+    top = inside.any(dim=2).int().argmax(dim=1)
+    left = inside.any(dim=1).int().argmax(dim=1)
+    positions = torch.arange(side, device=grids.device)
+    rows = (positions[None, :] + top[:, None]) % side
+    cols = (positions[None, :] + left[:, None]) % side
+    batch = torch.arange(grids.shape[0], device=grids.device)[:, None, None]
+    return grids[batch, rows[:, :, None], cols[:, None, :]]
+
+
+def random_corners(sizes: torch.Tensor, side: int, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
+    """`[B, 2]` whole-cell (top, left) frame corners at which grids of `sizes` (plus their frame) fit `side`."""
+    room = side - sizes - 2
+    if (room < 0).any():
+        raise ValueError(f"a grid of size {sizes[(room < 0).any(1)][0].tolist()} with its frame does not fit {side} cells")
+    if not augment:
+        return torch.zeros_like(sizes)
+    draw = torch.rand(sizes.shape, generator=generator, device=sizes.device)
+    return (draw * (room + 1)).floor().long()
+
+
+def cell_maps(grids: torch.Tensor, sizes: torch.Tensor, corners: torch.Tensor, side: int) -> torch.Tensor:
+    """`[B, side, side]` cell classes (`processing.grids.cell_label_map` on a batch): each grid's colours with its
+    one-cell frame's corner at `corners`, `BORDER_CLASS` on the frame, `BACKGROUND_CLASS` elsewhere."""
+    positions = torch.arange(side, device=grids.device)
+    row = positions[None, :] - corners[:, :1] - 1                              # grid row of each token row [B, T]
+    col = positions[None, :] - corners[:, 1:] - 1
+    in_rows = (row >= 0) & (row < sizes[:, :1])
+    in_cols = (col >= 0) & (col < sizes[:, 1:])
+    framed_rows = (row >= -1) & (row <= sizes[:, :1])
+    framed_cols = (col >= -1) & (col <= sizes[:, 1:])
+    batch = torch.arange(grids.shape[0], device=grids.device)[:, None, None]
+    colours = grids[batch, row.clamp(0, grids.shape[1] - 1)[:, :, None], col.clamp(0, grids.shape[2] - 1)[:, None, :]]
+    inside = in_rows[:, :, None] & in_cols[:, None, :]
+    framed = framed_rows[:, :, None] & framed_cols[:, None, :]
+    layout = torch.where(framed, BORDER_CLASS, BACKGROUND_CLASS)
+    return torch.where(inside, colours, layout)

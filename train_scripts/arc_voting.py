@@ -1,0 +1,115 @@
+"""Test-time augmentation and voting over ARC predictions (the TRM / VARC protocol), shared by `evaluate_arc.py` and
+`test_time_training.py`.
+
+A *view* is `(dihedral, colour_permutation)`: the processor draws the grid in that view (`augmentations=`) and tells
+the model which view it shows (`augmentation_ids`); the view's prediction is mapped back through
+`transforms.inverse_transform_grid`. Each distinct answer collects the votes of the views that produced it; ties are
+broken by the halting head's EMIT confidence summed over those views. Attempt 1 is the winner, attempt 2 the
+runner-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vision_trm.configuration.conventions import NUM_DIHEDRAL_TRANSFORMS
+from vision_trm.processing import transforms
+
+
+@dataclass
+class Candidate:
+    """One distinct answer to a test input: the grid (in the task's own frame), its votes and summed confidence."""
+
+    grid: list[list[int]]
+    votes: int
+    confidence: float
+
+
+def voting_views(num_views: int = 32, seed: int = 0) -> list[tuple[int, np.ndarray | None]]:
+    """`num_views` deterministic views: every dihedral transform under the identity colours first (the identity view
+    first of all), then every dihedral transform under each of `ceil(num_views / 8) - 1` seeded random colour
+    permutations (colour 0 fixed); 32 views = 8 dihedral transforms x 4 colour permutations."""
+    if isinstance(num_views, bool) or not isinstance(num_views, (int, np.integer)) or num_views < 1:
+        raise ValueError(f"num_views must be an int >= 1, got {num_views!r}")
+    rng = np.random.default_rng(seed)
+    permutations = [None] + [transforms.random_color_permutation(rng)
+                             for _ in range(math.ceil(num_views / NUM_DIHEDRAL_TRANSFORMS) - 1)]
+    views = [(d, p) for p in permutations for d in range(NUM_DIHEDRAL_TRANSFORMS)]
+    return views[:num_views]
+
+
+def emit_confidence(outputs) -> torch.Tensor:
+    """P(EMIT) `[batch]` of the halting head at the step where each sample halted."""
+    logits = outputs.halting_logits  # [B, S, 2], column 0 = EMIT
+    steps = (outputs.halting_steps - 1).clamp(0, logits.shape[1] - 1)
+    chosen = logits[torch.arange(logits.shape[0], device=logits.device), steps]
+    return chosen.float().softmax(-1)[:, 0]
+
+
+def check_grid_head(model, name: str = "the model") -> None:
+    """Voting needs the grid head's predictions; without it the forward returns no grid predictions at all."""
+    heads = list(getattr(model.config, "heads", []))
+    if "grid" not in heads:
+        raise ValueError(f"{name} has no grid head (config.heads = {heads}): ARC evaluation needs a model with the "
+                         "'grid' head")
+
+
+@torch.no_grad()
+def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) -> list[tuple[np.ndarray, float]]:
+    """Predictions for `items` = `[(grid, task_id, (dihedral, permutation)), ...]`, several per forward.
+
+    Returns, per item, the predicted grid mapped back to the grid's own frame and the halting head's EMIT confidence.
+    `on_batch(done, total)` is called after each forward (a progress bar). The model's train / eval mode is left as
+    it is: the caller decides (evaluation wants `model.eval()`).
+    """
+    device = next(model.parameters()).device
+    results = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        batch = processor([grid for grid, _, _ in chunk], task_ids=[task_id for _, task_id, _ in chunk],
+                          augmentations=[view for _, _, view in chunk], return_tensors="pt")
+        inputs = {name: batch[name].to(device) for name in processor.model_input_names if name in batch}
+        outputs = model(**inputs)
+        confidence = emit_confidence(outputs).cpu().tolist()
+        answers = processor.post_process_grid(outputs.grid_predictions)
+        for (_, _, (dihedral, permutation)), answer, score in zip(chunk, answers, confidence):
+            results.append((transforms.inverse_transform_grid(answer, dihedral, permutation), score))
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(items)), len(items))
+    return results
+
+
+def vote(predictions) -> list[Candidate]:
+    """Distinct answers of `[(grid, confidence), ...]`, most votes first, ties by summed confidence."""
+    tally: dict[str, Candidate] = {}
+    for grid, confidence in predictions:
+        grid = np.asarray(grid).tolist()
+        candidate = tally.setdefault(json.dumps(grid), Candidate(grid, 0, 0.0))
+        candidate.votes += 1
+        candidate.confidence += float(confidence)
+    return sorted(tally.values(), key=lambda c: (-c.votes, -c.confidence))
+
+
+def predict_test_inputs(model, processor, grids, task_id: int, views, batch_size: int = 64,
+                        on_batch=None) -> list[list[Candidate]]:
+    """Voted candidates (best first) for each test input grid of one task, all views of all inputs batched."""
+    items = [(grid, task_id, view) for grid in grids for view in views]
+    predictions = predict_views(model, processor, items, batch_size, on_batch)
+    return [vote(predictions[i * len(views):(i + 1) * len(views)]) for i in range(len(grids))]
+
+
+def attempts_report(candidates: list[Candidate], expected=None) -> dict:
+    """What the per-task JSON records for one test input: two attempts, their votes and confidences, and (when the
+    expected output is known) whether each attempt is right."""
+    best = candidates[:2]
+    report = {"attempts": [c.grid for c in best], "votes": [c.votes for c in best],
+              "emit_confidence": [round(c.confidence, 4) for c in best], "num_distinct_answers": len(candidates)}
+    if expected is not None:
+        expected = np.asarray(expected).tolist()
+        report["correct"] = [c.grid == expected for c in best]
+    return report
