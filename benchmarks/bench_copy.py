@@ -32,6 +32,7 @@ import time
 import torch
 
 from vision_trm.configuration import BACKGROUND_CLASS, BORDER_CLASS, MODALITY_GRID, TRMConfig
+from vision_trm.configuration.configuration_trm import parse_field_override
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.modeling_trm.cell_head import cell_labels_to_grids
 from vision_trm.processing import TRMProcessor
@@ -110,22 +111,12 @@ def evaluate(model, image_processor, config, args, autocast, device) -> dict:
 
 # ------------------------------------------------------------------------------------------------- training
 def build_config(args) -> TRMConfig:
-    overrides = dict(parse_override(item) for item in args.set)
+    overrides = dict(parse_field_override(item) for item in args.set)
     overrides["grid_head_type"] = args.head
     if args.background_weight is not None:
         overrides["cell_background_loss_weight"] = args.background_weight
     return TRMConfig.from_preset(args.preset, **overrides)
 
-
-def parse_override(item: str) -> tuple[str, object]:
-    """`key=value` with a JSON value (`image_size=16`, `heads=["grid"]`); a bare word is a string."""
-    if "=" not in item:
-        raise ValueError(f"--set takes key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
 
 
 def learning_rate_factor(progress: float, step: int, warmup_steps: int) -> float:

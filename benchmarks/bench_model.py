@@ -21,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vision_trm.configuration import IGNORE_INDEX, MODALITY_GRID, MODALITY_IMAGE, MODALITY_TEXT, TRMConfig
+from vision_trm.configuration.configuration_trm import parse_field_override
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor
 
@@ -101,16 +102,6 @@ def count_flops(step) -> int:
     return counter.get_total_flops()
 
 
-def parse_override(item: str) -> tuple[str, object]:
-    """`key=value` with a JSON value (`H_cycles=1`, `heads=["grid"]`); a bare word is a string."""
-    if "=" not in item:
-        raise ValueError(f"--set takes key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,7 +119,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = args.preset or ("base" if device.type == "cuda" else "tiny")
     batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
-    overrides = dict(parse_override(item) for item in args.set)
+    overrides = dict(parse_field_override(item) for item in args.set)
     if preset.startswith("arc"):
         overrides.setdefault("num_task_ids", 801)  # ARC-AGI-1: 400 training + 400 evaluation tasks + "no task"
     config = TRMConfig.from_preset(preset, **{"max_text_length": max(args.text_length, 64), **overrides})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -520,3 +521,15 @@ PRESETS["arc"] = dict(PRESETS["arc-cells"], num_task_prefix_tokens=8, use_augmen
 # joins each cell token through a zero-initialised per-token gate.
 PRESETS["arc-tower"] = dict(PRESETS["arc"], pretrained_tower="efficientnet_lite0", fusion_mode="residual",
                             pretrained_tower_image_size=224)
+
+
+def parse_field_override(item: str) -> tuple[str, object]:
+    """`key=value` from a command line (`--set H_cycles=1`, `--set heads=["grid"]`): the value is read as JSON, and a
+    bare word is a string. The benchmarks' `--set` flags use it; `TRMConfig` validates the result."""
+    if "=" not in item:
+        raise ValueError(f"--set takes key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from vision_trm.configuration import TRMConfig
+from vision_trm.configuration.configuration_trm import parse_field_override
 
 BAD_FIELDS = [
     (dict(patch_size=0), "patch_size must be at least 1, got 0"),
@@ -85,3 +86,11 @@ def test_config_round_trips(tmp_path, name):
     assert loaded.to_dict() == config.to_dict()
     assert type(loaded.vision_config) is type(config.vision_config)
     assert (loaded.num_labels, loaded.id2label, loaded.heads) == (config.num_labels, config.id2label, config.heads)
+
+
+def test_field_overrides_read_json_values_and_refuse_a_missing_equals_sign():
+    assert parse_field_override("H_cycles=1") == ("H_cycles", 1)
+    assert parse_field_override('heads=["grid"]') == ("heads", ["grid"])
+    assert parse_field_override("fusion_mode=residual") == ("fusion_mode", "residual")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_field_override("H_cycles")
