@@ -8,6 +8,10 @@
 #   # to continue from weights a call brought back (unpacked into .device_carry/init: shards + run.tar.gz):
 #   run(carry=[".device_carry"], command="INIT=.device_carry/init MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
 #
+#   # the ablation arms (README, "ARC ablation at equal budget"), one call each:
+#   run(carry=[".device_carry"], command="OVERRIDES='{\"H_cycles\":1,\"L_cycles\":1,\"deep_supervision_steps\":1}' MINUTES=7.5 STEPS=6500 bash benchmarks/h200_arc_run.sh")
+#   # cropped cell canvases: add \"crop_cell_canvas\":true to OVERRIDES (the recipe default --arc_canvas_slack 4 applies)
+#
 # Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
 # cosine schedule from the returned (EMA) weights; say so next to its figures.
 set -euo pipefail

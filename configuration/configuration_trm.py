@@ -142,6 +142,13 @@ class TRMConfig(PretrainedConfig):
             permutation) is told to the model as 11 prefix tokens: one for the dihedral transform and one per
             colour, holding the colour it is drawn as. With it, the 8 x 9! views of an ARC task can share one
             task id without contradicting each other ("move right" under a transpose is "move down").
+        crop_cell_canvas (`bool`, *optional*, defaults to `False`):
+            Whether an ARC task's cell canvas (`grid_head_type="cells"`) is cut to its largest grid plus the frame
+            (`processing.grids.task_canvas_cells`) instead of always holding `image_size // patch_size` tokens per
+            side. The tokens are the top-left corner of the full token grid, with its position embeddings; a 12 x 12
+            task then costs 196 tokens instead of 1,024 (the ARC-AGI-1 trainable pairs average ~340 against 1,024).
+            Training and inference must agree, so the recipe, `evaluate_arc.py` and test-time training read this
+            field. Only without a pretrained tower (the tower reads the full canvas).
         H_cycles (`int`, *optional*, defaults to 3):
             Outer recursion cycles; the first `H_cycles - 1` run without gradient.
         L_cycles (`int`, *optional*, defaults to 6):
@@ -229,6 +236,7 @@ class TRMConfig(PretrainedConfig):
         num_task_ids: int = 1,
         num_task_prefix_tokens: int = 1,
         use_augmentation_tokens: bool = False,
+        crop_cell_canvas: bool = False,
         H_cycles: int = 3,
         L_cycles: int = 6,
         trm_num_layers: int = 2,
@@ -282,6 +290,7 @@ class TRMConfig(PretrainedConfig):
         self.num_task_ids = num_task_ids
         self.num_task_prefix_tokens = num_task_prefix_tokens
         self.use_augmentation_tokens = use_augmentation_tokens
+        self.crop_cell_canvas = crop_cell_canvas
         self.H_cycles = H_cycles
         self.L_cycles = L_cycles
         self.trm_num_layers = trm_num_layers
@@ -399,6 +408,11 @@ class TRMConfig(PretrainedConfig):
             problems.append(f"unknown heads {sorted(unknown_heads)}; known heads are {HEAD_NAMES}")
         if not isinstance(self.use_augmentation_tokens, bool):
             problems.append(f"use_augmentation_tokens must be True or False, got {self.use_augmentation_tokens!r}")
+        if not isinstance(self.crop_cell_canvas, bool):
+            problems.append(f"crop_cell_canvas must be True or False, got {self.crop_cell_canvas!r}")
+        elif self.crop_cell_canvas and (self.grid_head_type != "cells" or self.has_pretrained_tower):
+            problems.append("crop_cell_canvas needs the cell head (grid_head_type='cells') and no pretrained tower "
+                            f"(got grid_head_type={self.grid_head_type!r}, pretrained_tower={self.pretrained_tower!r})")
         if self.grid_head_type not in GRID_HEAD_TYPES:
             problems.append(f"grid_head_type={self.grid_head_type!r} is not one of {GRID_HEAD_TYPES}")
         elif self.grid_head_type == "cells" and self.num_patches_per_side < self.max_grid_size + 2:

@@ -33,8 +33,9 @@ class CellHead(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.classifier = nn.Linear(config.hidden_size, NUM_CELL_CLASSES)
 
-    def forward(self, answer_state: torch.Tensor) -> torch.Tensor:
-        side = self.tokens_per_side
+    def forward(self, answer_state: torch.Tensor, tokens_per_side: int | None = None) -> torch.Tensor:
+        """`tokens_per_side`: the canvas's cells per side, smaller than the config's on a cropped cell canvas."""
+        side = tokens_per_side or self.tokens_per_side
         cells = answer_state[:, -side * side :]
         return self.classifier(self.norm(cells)).view(answer_state.shape[0], side, side, NUM_CELL_CLASSES)
 

@@ -154,7 +154,9 @@ class TRMModel(TRMPreTrainedModel):
         expected = (config.num_channels, config.image_size, config.image_size)
         if not isinstance(pixel_values, torch.Tensor):
             raise ValueError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+        if config.crop_cell_canvas:
+            _check_cropped_canvas(pixel_values, config)
+        elif pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
             raise ValueError(
                 f"pixel_values must have shape (batch, {', '.join(map(str, expected))}), got {tuple(pixel_values.shape)}"
             )
@@ -219,12 +221,12 @@ class TRMModel(TRMPreTrainedModel):
 
     # ---------------------------------------------------------------------------------------------- read-out
     def read_out(self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None,
-                 text_rows=None) -> dict:
+                 text_rows=None, tokens_per_side=None) -> dict:
         """Capsules → concepts → planner → heads, from one supervision step's answer state `y`.
 
         `grid_rows` / `text_rows` (boolean `[batch]`) name the samples the grid head and the text decoder run on; the
         other rows of their logits are zeros. The two heads cost more than the rest of the read-out, and in a mixed
-        batch most samples need neither.
+        batch most samples need neither. `tokens_per_side`: the canvas's token grid side (a cropped cell canvas).
         """
         capsules = self.capsule_pooling(answer_state)
         step = {"capsules_before_quantisation": capsules, "concept_ids": None, "concept_codes": None}
@@ -242,7 +244,8 @@ class TRMModel(TRMPreTrainedModel):
             )
         if self.cell_head is not None:
             # Each answer token classifies its own cell: the head reads the tokens, not the pooled memory.
-            (step["cell_logits"],) = _on_rows(lambda state: (self.cell_head(state),), grid_rows, answer_state)
+            (step["cell_logits"],) = _on_rows(lambda state: (self.cell_head(state, tokens_per_side),), grid_rows,
+                                               answer_state)
         if self.classification_head is not None:
             step["class_logits"] = self.classification_head(memory)
         if self.text_decoder is not None and decoder_input_ids is not None:
@@ -291,7 +294,8 @@ class TRMModel(TRMPreTrainedModel):
         steps = []
         for step_index in range(self.config.deep_supervision_steps):
             y, z = self.reasoning_core(x, y, z)                            # one full H x L recursion
-            step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows)
+            step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows,
+                                 tokens_per_side=pixel_values.shape[-1] // self.config.patch_size)
             step["answer_state"] = y
             steps.append(step)
             # The carry crosses supervision steps without a graph: each step is supervised on its own.
@@ -400,7 +404,7 @@ class TRMModel(TRMPreTrainedModel):
         memory = halted = None
         for _ in range(self.config.deep_supervision_steps):
             y, z = self.reasoning_core(x, y, z)
-            step = self.read_out(y)
+            step = self.read_out(y, tokens_per_side=pixel_values.shape[-1] // self.config.patch_size)
             if memory is None:
                 memory, halted = step["memory"], torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             memory = torch.where(halted[:, None, None], memory, step["memory"])
@@ -510,6 +514,18 @@ class TRMForN2NPretraining(TRMPreTrainedModel):
             view2, _ = self.trm.fused_features(target_pixel_values)
         loss = self.trm.adapter.n2n_loss(view1, view2)
         return TRMN2NOutput(loss=loss, n2n_loss=loss.detach())
+
+
+def _check_cropped_canvas(pixel_values: torch.Tensor, config) -> None:
+    """A cropped cell canvas (`crop_cell_canvas`): square, whole patches, 3 to `image_size // patch_size` per side."""
+    shape = tuple(pixel_values.shape)
+    side = shape[-1] // config.patch_size if pixel_values.dim() == 4 else 0
+    if (pixel_values.dim() != 4 or shape[1] != config.num_channels or shape[2] != shape[3]
+            or shape[3] % config.patch_size or not 3 <= side <= config.num_patches_per_side):
+        raise ValueError(
+            f"pixel_values must have shape (batch, {config.num_channels}, S, S) with S a multiple of patch_size "
+            f"{config.patch_size} from {3 * config.patch_size} to {config.image_size} (crop_cell_canvas), got {shape}"
+        )
 
 
 def _check_id_tensor(name: str, ids, shape: tuple) -> None:

@@ -20,6 +20,9 @@ class TrainableViT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.image_size = config.image_size
+        self.patch_size = config.patch_size
+        self.tokens_per_side = config.num_patches_per_side
+        self.crop_cell_canvas = config.crop_cell_canvas
         self.patch_embedding = nn.Conv2d(
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
@@ -28,12 +31,27 @@ class TrainableViT(nn.Module):
         self.encoder = TRMEncoder(config, config.vit_num_layers)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Encodes `pixel_values` `[batch, channels, S, S]` into tokens `[batch, num_patches, hidden_size]`."""
-        if pixel_values.shape[-2:] != (self.image_size, self.image_size):
+        """Encodes `pixel_values` `[batch, channels, S, S]` into tokens `[batch, (S / patch_size) ** 2, hidden_size]`.
+
+        `S` is `image_size`, or, with `TRMConfig.crop_cell_canvas` (a cropped cell canvas), a smaller multiple of the
+        patch size: its tokens are the top-left corner of the full token grid and take that corner's position
+        embeddings, so a grid drawn at the same cells is embedded the same way on either canvas.
+        """
+        side = pixel_values.shape[-1] // self.patch_size
+        if not self.crop_cell_canvas and pixel_values.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"TrainableViT expects {self.image_size}x{self.image_size} images (its position embeddings are "
                 f"learned for that grid), got {tuple(pixel_values.shape[-2:])}"
             )
+        if pixel_values.shape[-2] != pixel_values.shape[-1] or pixel_values.shape[-1] % self.patch_size \
+                or not 0 < side <= self.tokens_per_side:
+            raise ValueError(
+                f"TrainableViT expects square images of a multiple of {self.patch_size} px up to {self.image_size} "
+                f"(crop_cell_canvas), got {tuple(pixel_values.shape[-2:])}"
+            )
         pixel_values = pixel_values.to(self.patch_embedding.weight.dtype)
         tokens = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
-        return self.encoder(tokens + self.position_embeddings)
+        # Always sliced (a no-op on the full canvas), so a compiled ViT has one graph for every canvas size.
+        grid = self.position_embeddings.view(1, self.tokens_per_side, self.tokens_per_side, -1)
+        positions = grid[:, :side, :side].reshape(1, side * side, -1)
+        return self.encoder(tokens + positions)

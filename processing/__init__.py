@@ -24,6 +24,7 @@ from .grids import (
     random_cell_offset,
     random_placement,
     render_grid,
+    task_canvas_cells,
     unpad_grid,
     validate_grid,
 )

@@ -150,6 +150,22 @@ def random_cell_offset(sizes, tokens_per_side: int, rng: np.random.Generator) ->
     return int(rng.integers(0, tokens_per_side - height + 1)), int(rng.integers(0, tokens_per_side - width + 1))
 
 
+def task_canvas_cells(task: dict, tokens_per_side: int) -> int:
+    """Cells per side of a task's cropped cell canvas (`TRMConfig.crop_cell_canvas`): its largest grid plus the
+    one-cell frame, at most `tokens_per_side`.
+
+    The grids are the ones known before answering: every demonstration input and output and every test input (a test
+    output is never looked at, so a training task and an unseen one are measured alike). An answer larger than all
+    of them does not fit the crop; in ARC-AGI-1 that is 7 of the 419 evaluation test outputs.
+    """
+    known = [pair[key] for pair in task.get("train", []) for key in ("input", "output")]
+    known += [pair["input"] for pair in task.get("test", [])]
+    if not known:
+        raise ValueError("a task needs at least one grid (its 'train' pairs or 'test' inputs) to size its canvas")
+    side = max(max(len(grid), max(len(row) for row in grid)) for grid in known) + 2
+    return min(side, tokens_per_side)
+
+
 def cell_label_map(grid, tokens_per_side: int, cell_offset=(0, 0)) -> np.ndarray:
     """One class per token, int64 [tokens_per_side, tokens_per_side]: the grid's colours 0..9, `BORDER_CLASS` on the
     one-cell frame around it, `BACKGROUND_CLASS` elsewhere; the frame's top-left corner at `cell_offset` (cells)."""

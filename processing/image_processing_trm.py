@@ -107,13 +107,14 @@ class TRMImageProcessor(BaseImageProcessor):
         return render_grid(grid, self.canvas_size, scale=scale, offset=offset)
 
     def render_cell_labels(self, cell_labels: torch.Tensor) -> torch.Tensor:
-        """Normalised `pixel_values` [B, 3, S, S] of cell-label maps [B, T, T] (colours, `BORDER_CLASS`,
+        """Normalised `pixel_values` [B, 3, T * cell_px, ...] of cell-label maps [B, T, T] (colours, `BORDER_CLASS`,
         `BACKGROUND_CLASS`): the same pixels as `normalize_canvas(render_grid(...))`, built with tensor ops on the
         maps' device, so training batches can be drawn on the GPU."""
-        if cell_labels.dim() != 3 or tuple(cell_labels.shape[1:]) != (self.tokens_per_side,) * 2:
+        if cell_labels.dim() != 3 or cell_labels.shape[1] != cell_labels.shape[2] \
+                or not 0 < cell_labels.shape[1] <= self.tokens_per_side:
             raise ValueError(
-                f"cell_labels must have shape (batch, {self.tokens_per_side}, {self.tokens_per_side}), "
-                f"got {tuple(cell_labels.shape)}"
+                f"cell_labels must have shape (batch, T, T) with T <= {self.tokens_per_side} (a cropped cell canvas "
+                f"is smaller), got {tuple(cell_labels.shape)}"
             )
         if cell_labels.numel() and (cell_labels.min() < 0 or cell_labels.max() >= NUM_CELL_CLASSES):
             raise ValueError(f"cell_labels must lie in [0, {NUM_CELL_CLASSES}) to be drawn")

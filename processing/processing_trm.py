@@ -22,7 +22,7 @@ from ..configuration.conventions import (
     MODEL_INPUT_NAMES,
 )
 from ..configuration.hub_export import PROCESSOR_AUTO_MAP, add_auto_map, write_code_files
-from .grids import cell_label_map, pad_grid, random_cell_offset, unpad_grid, validate_grid
+from .grids import cell_label_map, pad_grid, random_cell_offset, task_canvas_cells, unpad_grid, validate_grid
 from .grids import random_placement as random_grid_placement
 from .image_processing_trm import TRMImageProcessor
 from .tokenization import build_byte_tokenizer
@@ -256,9 +256,34 @@ class TRMProcessor(ProcessorMixin):
         canvas = self.image_processor.render_grid(grid, scale=scale, offset=offset)
         return dict(canvas=canvas, modality=MODALITY_GRID, grid_size=grid.shape)
 
-    def _draw_cell_row(self, row: dict, rng) -> None:
+    def _check_canvas_cells(self, canvas_cells, items, grid_targets) -> int:
+        """The canvas side in cells that grids are placed in: `canvas_cells`, the largest `task_canvas_cells` of the
+        inputs for `"task"`, or the whole canvas."""
+        ip = self.image_processor
+        if canvas_cells is None:
+            return ip.tokens_per_side if ip.grid_layout == "cells" else 0
+        if ip.grid_layout != "cells":
+            raise ValueError("canvas_cells needs the 'cells' grid layout (a model with grid_head_type='cells')")
+        if canvas_cells == "task":
+            canvas_cells = max(self._item_canvas_cells(item, target) for item, target in zip(items, grid_targets))
+        if isinstance(canvas_cells, bool) or not isinstance(canvas_cells, (int, np.integer)) \
+                or not 3 <= canvas_cells <= ip.tokens_per_side:
+            raise ValueError(f"canvas_cells must be an int in [3, {ip.tokens_per_side}], got {canvas_cells!r}")
+        return int(canvas_cells)
+
+    def _item_canvas_cells(self, item, target) -> int:
+        """`task_canvas_cells` of a task, or a grid's (and its target's) own largest side plus the frame."""
+        side = self.image_processor.tokens_per_side
+        if isinstance(item, dict):
+            return task_canvas_cells(item, side)
+        if not is_grid_like(item):
+            raise ValueError("canvas_cells crops ARC grid canvases; every input must be a grid or task")
+        grids = [np.asarray(item)] + ([np.asarray(target)] if target is not None else [])
+        return min(side, max(max(grid.shape) for grid in grids) + 2)
+
+    def _draw_cell_row(self, row: dict, rng, side: int) -> None:
         """Cell-aligned layout: the input drawn at a whole-cell offset (the top-left corner, or random in training)
-        at which its target, drawn at the same offset, fits too."""
+        at which its target, drawn at the same offset, fits too, inside the first `side` cells of each axis."""
         ip = self.image_processor
         sizes = [row["grid"].shape]
         if row["target"] is not None:
@@ -267,7 +292,13 @@ class TRMProcessor(ProcessorMixin):
             except ValueError as err:
                 raise ValueError(f"grid_targets[{row['input_index']}]: {err}") from None
             sizes.append(row["target"].shape)
-        top, left = random_cell_offset(sizes, ip.tokens_per_side, rng) if rng is not None else (0, 0)
+        if rng is not None:
+            top, left = random_cell_offset(sizes, side, rng)
+        elif max(max(h, w) for h, w in sizes) + 2 > side:
+            raise ValueError(f"inputs[{row['input_index']}]: grids of sizes {[tuple(map(int, z)) for z in sizes]} with "
+                             f"their frame do not fit a canvas of {side} x {side} cells")
+        else:
+            top, left = 0, 0
         row["cell_offset"] = (top, left)
         row["canvas"] = ip.render_grid(row.pop("grid"), offset=(top * ip.cell_px, left * ip.cell_px))
 
@@ -302,6 +333,7 @@ class TRMProcessor(ProcessorMixin):
         augmentations=None,
         random_placement: bool = False,
         seed=None,
+        canvas_cells: int | None = None,
         return_bookkeeping: bool = False,
         return_tensors="pt",
     ) -> BatchFeature:
@@ -323,6 +355,11 @@ class TRMProcessor(ProcessorMixin):
                 `transforms.inverse_transform_grid(grid, dihedral, colour_permutation)`.
             random_placement / seed: random grid scale and translation (training augmentation); in the `"cells"`
                 layout a random whole-cell offset that fits the input and its target.
+            canvas_cells: in the `"cells"` layout, a canvas cut to `canvas_cells` cells per side (at most
+                `tokens_per_side`; every input must be a grid or task whose grids and targets fit it with their frame):
+                `pixel_values` [B, 3, canvas_cells * cell_px, ...] and `cell_labels` [B, canvas_cells, canvas_cells],
+                the top-left corner of the full canvas. For models with `crop_cell_canvas`. `"task"`: the largest
+                `processing.grids.task_canvas_cells` of the inputs (a task's, for a call with one task).
             return_bookkeeping: also return `input_index`, `test_index`, `grid_sizes` [B, 2], `text_truncated`,
                 `text_continues`, `text_empty`, (with text targets) `target_truncated`, `undrawable_characters`
                 (per row, the "U+XXXX" labels of characters no font could draw; they are drawn as a replacement sign
@@ -348,6 +385,7 @@ class TRMProcessor(ProcessorMixin):
             if view is not None:
                 items[i], grid_targets[i] = _augment(items[i], grid_targets[i], view, i)
         rng = np.random.default_rng(seed) if random_placement else None
+        side = self._check_canvas_cells(canvas_cells, items, grid_targets)
         rows = []
         for i, item in enumerate(items):
             for row in self._rows_for(item, i, rng):
@@ -357,7 +395,9 @@ class TRMProcessor(ProcessorMixin):
                     row["task_id"] = self._check_task_id(task_ids[i], i)
                 row["target"] = self._grid_target(row, items[i], grid_targets[i], i)
                 if "grid" in row:
-                    self._draw_cell_row(row, rng)
+                    self._draw_cell_row(row, rng, side)
+                elif canvas_cells is not None:
+                    raise ValueError(f"canvas_cells crops ARC grid canvases; inputs[{i}] is not a grid or task")
                 rows.append(row)
 
         data = {
@@ -379,6 +419,11 @@ class TRMProcessor(ProcessorMixin):
                 data["cell_labels"] = self._cell_label_array(rows)
         if any(text is not None for text in text_targets):
             data.update(self._text_target_arrays([text_targets[row["input_index"]] for row in rows]))
+        if canvas_cells is not None:
+            data["pixel_values"] = data["pixel_values"][..., : side * self.image_processor.cell_px,
+                                                        : side * self.image_processor.cell_px]
+            if "cell_labels" in data:
+                data["cell_labels"] = data["cell_labels"][:, :side, :side]
         undrawable = [row.get("undrawable", []) for row in rows]
         if any(undrawable):
             logger.warning("characters no font can draw were replaced by a sign: %s",

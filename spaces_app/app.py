@@ -186,7 +186,12 @@ def read_task_file(path):
 
 def predict_arc(model, processor, task: dict, test_index: int) -> dict:
     """The model's answer to one test input of `task`: the grid, the grid after each step, the halting step."""
-    batch = processor([task], return_bookkeeping=True)
+    # A model trained on cropped cell canvases reads each task on its own crop; the test outputs (which the
+    # processor would draw as targets, and which may not fit the crop) are not needed to predict.
+    crop = "task" if getattr(model.config, "crop_cell_canvas", False) else None
+    if crop:
+        task = dict(task, test=[{"input": pair["input"]} for pair in task["test"]])
+    batch = processor([task], canvas_cells=crop, return_bookkeeping=True)
     row = int(torch.nonzero(batch["test_index"] == test_index)[0])  # each test input of a task is its own row
     with torch.no_grad():
         outputs = model(**model_inputs(processor, batch, slice(row, row + 1)))

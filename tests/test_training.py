@@ -190,3 +190,14 @@ def test_lora_adapter_save_load_merge_round_trip(tmp_path, cache):
         if name.startswith("pretrained_tower.backbone") and not torch.equal(tensor, base_state[name]):
             tower_changed = True
     assert tower_changed  # the merged LoRA update reached the tower's weights
+
+
+def test_measured_throughput_counts_the_steps_that_ran_not_max_steps():
+    """A time-capped run (max_steps 100000, 3 steps ran in 2 s): the Trainer's own figure assumes 100000 steps."""
+    from vision_trm.train_scripts.training import measured_throughput
+
+    trainer_metrics = {"train_runtime": 2.0, "train_samples_per_second": 800000.0, "train_steps_per_second": 50000.0}
+    measured = measured_throughput(trainer_metrics, steps=3, samples_per_step=16)
+    assert measured["train_samples_per_second"] == 24.0 == measured["measured_train_samples_per_second"]
+    assert measured["train_steps_per_second"] == 1.5 and measured["steps_run"] == 3
+    assert trainer_metrics["train_samples_per_second"] == 800000.0  # the caller's dict is left as it was

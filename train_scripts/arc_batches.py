@@ -19,7 +19,7 @@ views as an uninterrupted one.
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from vision_trm.configuration.conventions import (
     BACKGROUND_CLASS,
@@ -36,7 +36,8 @@ class ArcPairBank:
     """The trainable ARC pairs as padded tensors: `inputs`, `outputs` `[N, G, G]` (`PADDING` outside each grid),
     `input_sizes`, `output_sizes` `[N, 2]`, `task_ids` `[N]`."""
 
-    def __init__(self, pairs: list[dict], task_vocabulary: dict[str, int], max_grid_size: int):
+    def __init__(self, pairs: list[dict], task_vocabulary: dict[str, int], max_grid_size: int,
+                 task_canvas_cells: dict[str, int] | None = None):
         if not pairs:
             raise ValueError("no ARC pairs to train on")
         self.max_grid_size = max_grid_size
@@ -46,20 +47,35 @@ class ArcPairBank:
         if missing:
             raise ValueError(f"{len(missing)} ARC tasks have no task id, e.g. {missing[:3]}")
         self.task_ids = torch.tensor([task_vocabulary[pair["task_name"]] for pair in pairs], dtype=torch.long)
+        self.canvas_cells = None
+        if task_canvas_cells is not None:
+            # A cropped cell canvas (`crop_cell_canvas`): the task's canvas (`processing.grids.task_canvas_cells`),
+            # grown where this pair is larger than every grid its task shows before answering.
+            unsized = sorted({pair["task_name"] for pair in pairs} - set(task_canvas_cells))
+            if unsized:
+                raise ValueError(f"{len(unsized)} ARC tasks have no canvas size, e.g. {unsized[:3]}")
+            task_cells = torch.tensor([task_canvas_cells[pair["task_name"]] for pair in pairs], dtype=torch.long)
+            own = torch.maximum(self.input_sizes, self.output_sizes).amax(dim=1) + 2
+            self.canvas_cells = torch.maximum(task_cells, own)
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
     def to(self, device) -> "ArcPairBank":
-        for name in ("inputs", "outputs", "input_sizes", "output_sizes", "task_ids"):
-            setattr(self, name, getattr(self, name).to(device))
+        for name in ("inputs", "outputs", "input_sizes", "output_sizes", "task_ids", "canvas_cells"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
     @torch.no_grad()
     def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
-              copy_fraction: float = 0.0) -> dict:
+              copy_fraction: float = 0.0, canvas_slack: int = 0) -> dict:
         """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
         view at the top-left corner with `augment=False`).
+
+        With `canvas_cells` (a cropped cell canvas) the batch's canvas is the largest of its pairs' canvases plus a
+        random `0..canvas_slack` cells (room for translation; never beyond the full canvas), so batch pairs of
+        similar canvases together (`SimilarCanvasSampler`).
 
         `copy_fraction`: the share of rows (drawn at random) whose target is their own input, under task id 0 ("no
         task"). Copying is the function most ARC outputs start from; these rows teach it outright, and task 0 keeps
@@ -82,6 +98,10 @@ class ArcPairBank:
         inputs, input_sizes = transform_grids(inputs, input_sizes, dihedral, permutation)
         outputs, output_sizes = transform_grids(outputs, output_sizes, dihedral, permutation)
         side = image_processor.tokens_per_side
+        if self.canvas_cells is not None:
+            slack = int(torch.randint(0, canvas_slack + 1, (1,), generator=generator, device=indices.device)) \
+                if augment and canvas_slack else 0
+            side = min(side, int(self.canvas_cells[indices].max()) + slack)
         corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, augment)
         return {
             "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side)),
@@ -104,6 +124,37 @@ class ArcPairIndices(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"arc_pair_index": index}
+
+
+class SimilarCanvasSampler(Sampler):
+    """Pair indices in batches of similar cropped canvases: each epoch, a random permutation sorted (stably) by
+    canvas size, cut into batches of `batch_size`, the batches in random order. A batch's canvas is its largest
+    pair's, so mixing a 5 x 5 task with a 30 x 30 one would spend 1,024 tokens on both.
+
+    Seeded by `(seed, epoch)`; the Trainer's dataloader calls `set_epoch`, so a resumed run draws the same order.
+    """
+
+    def __init__(self, canvas_cells: torch.Tensor, batch_size: int, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.canvas_cells = canvas_cells.cpu()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.canvas_cells)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        order = torch.randperm(len(self.canvas_cells), generator=generator)
+        order = order[torch.argsort(self.canvas_cells[order], stable=True)]
+        batches = list(order.split(self.batch_size))
+        for index in torch.randperm(len(batches), generator=generator).tolist():
+            yield from batches[index].tolist()
 
 
 def collate_pair_indices(rows: list[dict]) -> dict:

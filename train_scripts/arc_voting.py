@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vision_trm.configuration.conventions import NUM_DIHEDRAL_TRANSFORMS
-from vision_trm.processing import transforms
+from vision_trm.processing import task_canvas_cells, transforms
 
 
 @dataclass
@@ -59,29 +59,55 @@ def check_grid_head(model, name: str = "the model") -> None:
                          "'grid' head")
 
 
+def task_canvas(model, processor, task: dict) -> int | None:
+    """The cropped canvas a task's views are drawn on (`canvas_cells=`) for a model trained with
+    `crop_cell_canvas`, else None (the full canvas). Dihedral views keep the largest side, so one size serves all."""
+    if not getattr(model.config, "crop_cell_canvas", False):
+        return None
+    return task_canvas_cells(task, processor.image_processor.tokens_per_side)
+
+
 @torch.no_grad()
 def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) -> list[tuple[np.ndarray, float]]:
-    """Predictions for `items` = `[(grid, task_id, (dihedral, permutation)), ...]`, several per forward.
+    """Predictions for `items` = `[(grid, task_id, (dihedral, permutation)[, canvas_cells]), ...]`, several per
+    forward (items of one canvas size share a forward; `canvas_cells` None or absent is the full canvas).
 
     Returns, per item, the predicted grid mapped back to the grid's own frame and the halting head's EMIT confidence.
     `on_batch(done, total)` is called after each forward (a progress bar). The model's train / eval mode is left as
     it is: the caller decides (evaluation wants `model.eval()`).
     """
     device = next(model.parameters()).device
-    results = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        batch = processor([grid for grid, _, _ in chunk], task_ids=[task_id for _, task_id, _ in chunk],
-                          augmentations=[view for _, _, view in chunk], return_tensors="pt")
+    canvases = [item[3] if len(item) > 3 else None for item in items]
+    order = sorted(range(len(items)), key=lambda i: canvases[i] or 0)
+    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    chunks = [part for chunk in chunks for part in _split_by(chunk, canvases)]
+    results, done = [None] * len(items), 0
+    for chunk in chunks:
+        batch = processor([items[i][0] for i in chunk], task_ids=[items[i][1] for i in chunk],
+                          augmentations=[items[i][2] for i in chunk], canvas_cells=canvases[chunk[0]],
+                          return_tensors="pt")
         inputs = {name: batch[name].to(device) for name in processor.model_input_names if name in batch}
         outputs = model(**inputs)
         confidence = emit_confidence(outputs).cpu().tolist()
         answers = processor.post_process_grid(outputs.grid_predictions)
-        for (_, _, (dihedral, permutation)), answer, score in zip(chunk, answers, confidence):
-            results.append((transforms.inverse_transform_grid(answer, dihedral, permutation), score))
+        for i, answer, score in zip(chunk, answers, confidence):
+            dihedral, permutation = items[i][2]
+            results[i] = (transforms.inverse_transform_grid(answer, dihedral, permutation), score)
+        done += len(chunk)
         if on_batch is not None:
-            on_batch(min(start + batch_size, len(items)), len(items))
+            on_batch(done, len(items))
     return results
+
+
+def _split_by(chunk: list[int], keys: list) -> list[list[int]]:
+    """`chunk` (sorted by key) cut where the key changes."""
+    parts = []
+    for index in chunk:
+        if parts and keys[parts[-1][-1]] == keys[index]:
+            parts[-1].append(index)
+        else:
+            parts.append([index])
+    return parts
 
 
 def vote(predictions) -> list[Candidate]:
@@ -96,9 +122,10 @@ def vote(predictions) -> list[Candidate]:
 
 
 def predict_test_inputs(model, processor, grids, task_id: int, views, batch_size: int = 64,
-                        on_batch=None) -> list[list[Candidate]]:
-    """Voted candidates (best first) for each test input grid of one task, all views of all inputs batched."""
-    items = [(grid, task_id, view) for grid in grids for view in views]
+                        on_batch=None, canvas_cells: int | None = None) -> list[list[Candidate]]:
+    """Voted candidates (best first) for each test input grid of one task, all views of all inputs batched
+    (`canvas_cells`: the task's cropped canvas, `task_canvas`)."""
+    items = [(grid, task_id, view, canvas_cells) for grid in grids for view in views]
     predictions = predict_views(model, processor, items, batch_size, on_batch)
     return [vote(predictions[i * len(views):(i + 1) * len(views)]) for i in range(len(grids))]
 

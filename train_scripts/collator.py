@@ -65,11 +65,18 @@ class MultimodalCollator:
                       for row in rows],
             return_tensors="pt",
             **self._placement(rows),
+            **self._canvas(rows),
         )
         batch = {name: encoded[name] for name in self.names if name in encoded}
         if self.keep_sources:
             batch["row_sources"] = [row.get("source", "") for row in rows]
         return batch
+
+    @staticmethod
+    def _canvas(rows) -> dict:
+        """ARC rows of a model with `crop_cell_canvas` carry their task's `canvas_cells`; a batch takes the largest."""
+        cells = [row["canvas_cells"] for row in rows if row.get("canvas_cells")]
+        return {"canvas_cells": max(cells)} if cells else {}
 
     def _placement(self, rows) -> dict:
         """The placement seed is a hash of the batch's rows, not a draw from a global RNG: the dataloader collates

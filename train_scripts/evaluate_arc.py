@@ -40,6 +40,7 @@ from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
     predict_views,
+    task_canvas,
     vote,
     voting_views,
 )
@@ -68,8 +69,8 @@ def check_tasks(tasks) -> None:
 
 def vote_all_tasks(model, processor, tasks, task_ids, views, batch_size: int, show_progress: bool) -> list[list]:
     """Voted candidates per task per test input; the views of several test inputs share each forward."""
-    items = [(pair["input"], task_id, view) for task, task_id in zip(tasks, task_ids)
-             for pair in task["test"] for view in views]
+    items = [(pair["input"], task_id, view, task_canvas(model, processor, task))
+             for task, task_id in zip(tasks, task_ids) for pair in task["test"] for view in views]
     with tqdm(total=len(items), desc="ARC views", unit="view", disable=not show_progress) as bar:
         predictions = predict_views(model, processor, items, batch_size,
                                     on_batch=lambda done, total: bar.update(done - bar.n))

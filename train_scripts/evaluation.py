@@ -13,7 +13,7 @@ import torch
 
 from vision_trm.configuration.conventions import IGNORE_INDEX, MODEL_INPUT_NAMES
 from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
-from vision_trm.processing import TRMProcessor
+from vision_trm.processing import TRMProcessor, pad_grid
 
 matplotlib.use("Agg")  # files only: the scripts run on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -124,9 +124,11 @@ def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict
     scores = {name: load_metric("arc_exact_match") for name in ("model", "copy_input", "majority_colour")}
     per_step = PerStepAccuracy()
     for rows in _batches(dataset, batch_size):
-        batch, outputs = run_model(model, collator, rows)
+        # The inputs alone go through the processor: the targets are scored here, never drawn on the canvas (on a
+        # cropped cell canvas an answer larger than the task's crop could not be).
+        _, outputs = run_model(model, collator, [dict(row, output_grid=None) for row in rows])
         # Per-cell accuracy of each step's answer over the target's cells (a wrong size scores its overlap).
-        targets = batch["grid_labels"].cpu()[:, None]
+        targets = torch.stack([torch.from_numpy(pad_grid(row["output_grid"])) for row in rows])[:, None]
         valid = targets != IGNORE_INDEX
         right = ((outputs.step_grid_predictions.cpu() == targets) & valid).flatten(2).sum(-1)
         per_step.add(right / valid.flatten(2).sum(-1).clamp(min=1))

@@ -44,7 +44,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from vision_trm.configuration import MODALITY_GRID, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
-from vision_trm.processing import TRMProcessor
+from vision_trm.processing import TRMProcessor, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
 from vision_trm.train_scripts.data_arc import arc_protocol_split, build_task_vocabulary, load_arc_tasks
@@ -68,6 +68,7 @@ from vision_trm.train_scripts.training import (
     TRMTrainer,
     WeightEMACallback,
     freeze_all_but,
+    measured_throughput,
     wrap_with_lora,
 )
 
@@ -139,6 +140,9 @@ class RecipeArguments:
                                                                   "recursion (nearly all FLOPs; GPU)."})
     arc_copy_fraction: float = field(default=0.0, metadata={"help": "Share of ARC rows trained to copy their "
                                                                     "input under task id 0 (--recipe arc)."})
+    arc_canvas_slack: int = field(default=4, metadata={"help": "With crop_cell_canvas: up to this many random "
+                                                               "extra cells per side of a batch's canvas, room for "
+                                                               "translation (--recipe arc)."})
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -146,6 +150,8 @@ class RecipeArguments:
         if self.recipe == "arc":
             self.task_embedding_learning_rate = self.task_embedding_learning_rate or 1e-2
             self.ema_decay = 0.999 if self.ema_decay is None else self.ema_decay
+        if self.arc_canvas_slack < 0:
+            raise ValueError(f"--arc_canvas_slack must be >= 0, got {self.arc_canvas_slack}")
         if not 0.0 <= self.arc_copy_fraction < 1.0:
             raise ValueError(f"--arc_copy_fraction must lie in [0, 1), got {self.arc_copy_fraction}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
@@ -383,13 +389,7 @@ def main(argv=None):
             logger.error(str(error))
             print(f"\n{error}\n", file=sys.stderr)
             return {"error": str(error)}
-        train_metrics[stage] = result.metrics
-        # Trainer's samples/s assumes max_steps ran; the time budget may stop earlier, so measure what ran.
-        samples = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
-        train_metrics[stage].update(
-            steps_run=trainer.state.global_step,
-            measured_train_samples_per_second=round(samples * args.world_size / result.metrics["train_runtime"], 1),
-        )
+        train_metrics[stage] = measured_throughput(result.metrics, trainer.state.global_step, samples_per_step(args))
         # Later curriculum stages continue the step count of the earlier ones in the logs and the plot.
         log_history += [{**entry, "stage": stage, "step": entry.get("step", 0) + step_offset}
                         for entry in trainer.state.log_history]
@@ -454,6 +454,11 @@ def main(argv=None):
     return results
 
 
+def samples_per_step(args: TrainingArguments) -> int:
+    """Training samples in one optimizer step, over every process."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+
 def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     """The ARC recipe: ARC alone, one token per cell, device-side augmentation, EMA; saves, then evaluates."""
     # 1. Data: the TRM / VARC split (evaluation test inputs are never trained on), as tensors on the device.
@@ -468,7 +473,10 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         raise ValueError(f"--recipe arc needs the cell head (grid_head_type='cells', e.g. --preset arc); preset "
                          f"{preset} has heads={config.heads}, grid_head_type={config.grid_head_type!r}")
     processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
-    bank = ArcPairBank(train_pairs, vocabulary, config.max_grid_size).to(training_args.device)
+    # With crop_cell_canvas each task is read on its own crop (its largest known grid + frame), here and at inference.
+    canvas_cells = ({task["id"]: task_canvas_cells(task, processor.image_processor.tokens_per_side)
+                     for task in training_tasks + evaluation_tasks} if config.crop_cell_canvas else None)
+    bank = ArcPairBank(train_pairs, vocabulary, config.max_grid_size, canvas_cells).to(training_args.device)
     logger.info("ARC recipe, preset %s: %.2fM trainable parameters, %d training pairs, %d held-out test inputs",
                 preset, model.num_parameters(only_trainable=True) / 1e6, len(bank), len(heldout))
     if recipe_args.compile_blocks:
@@ -484,6 +492,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     trainer = TRMTrainer(model=model, args=training_args, train_dataset=ArcPairIndices(len(bank)),
                          data_collator=collate_pair_indices, processing_class=processor, callbacks=callbacks,
                          arc_bank=bank, arc_copy_fraction=recipe_args.arc_copy_fraction,
+                         arc_canvas_slack=recipe_args.arc_canvas_slack,
                          task_embedding_learning_rate=recipe_args.task_embedding_learning_rate)
     try:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -492,10 +501,8 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         print(f"\n{error}\n", file=sys.stderr)
         return {"error": str(error)}
     steps_this_call = trainer.state.global_step - _checkpoint_step(training_args.resume_from_checkpoint)
-    samples = steps_this_call * training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    train_metrics = dict(result.metrics, steps_run=trainer.state.global_step, steps_this_call=steps_this_call,
-                         measured_train_samples_per_second=round(
-                             samples * training_args.world_size / max(result.metrics["train_runtime"], 1e-9), 1))
+    train_metrics = dict(measured_throughput(result.metrics, steps_this_call, samples_per_step(training_args)),
+                         steps_run=trainer.state.global_step, steps_this_call=steps_this_call)
 
     # 4. Save (the EMA weights, when on) in files of at most 16 MiB, and the curves.
     if not finite_state_dict(model):
@@ -521,7 +528,9 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     # 5. Evaluate on the held-out test inputs: one forward each (beside the copy and majority baselines).
     if not data_args.skip_final_eval:
         model.eval()
-        rows = datasets.Dataset.from_list([arc_eval_row(item, vocabulary) for item in heldout])
+        rows = [arc_eval_row(item, vocabulary, canvas_cells) for item in heldout]
+        # Batches of one canvas size where the canvas is cropped (a batch takes its largest row's canvas).
+        rows = datasets.Dataset.from_list(sorted(rows, key=lambda row: row.get("canvas_cells", 0)))
         batch = training_args.per_device_eval_batch_size
         results["arc"] = evaluate_arc_heldout(model, MultimodalCollator(processor), rows, batch)
         table = format_table(results)
@@ -533,10 +542,16 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     return results
 
 
-def arc_eval_row(item: dict, vocabulary: dict) -> dict:
-    """A held-out evaluation test input as a composite row (what `evaluate_arc_heldout` scores)."""
-    return {"modality": MODALITY_GRID, "input_grid": item["input"], "output_grid": item["output"],
-            "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}"}
+def arc_eval_row(item: dict, vocabulary: dict, canvas_cells: dict | None = None) -> dict:
+    """A held-out evaluation test input as a composite row (what `evaluate_arc_heldout` scores), with its task's
+    cropped canvas when the model reads cropped canvases."""
+    row = {"modality": MODALITY_GRID, "input_grid": item["input"], "output_grid": item["output"],
+           "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}"}
+    if canvas_cells is not None:
+        # The task's crop, sized from what it shows before answering: an output larger than that cannot be drawn on
+        # it and is scored wrong (7 of ARC-AGI-1's 419), never given a canvas sized from the answer.
+        row["canvas_cells"] = canvas_cells[item["task_name"]]
+    return row
 
 
 def _checkpoint_step(checkpoint: str | None) -> int:

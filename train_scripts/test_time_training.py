@@ -44,7 +44,13 @@ from peft import LoraConfig, inject_adapter_in_model
 from vision_trm.configuration.conventions import LABEL_NAMES, MODEL_INPUT_NAMES, NUM_DIHEDRAL_TRANSFORMS
 from vision_trm.modeling_trm import TRMMultitaskLoss
 from vision_trm.processing import transforms
-from vision_trm.train_scripts.arc_voting import attempts_report, check_grid_head, predict_test_inputs, voting_views
+from vision_trm.train_scripts.arc_voting import (
+    attempts_report,
+    check_grid_head,
+    predict_test_inputs,
+    task_canvas,
+    voting_views,
+)
 
 # The row of the copy's task embedding that holds the task being solved (row 0, "no task", is free in the copy).
 FITTED_ROW = 0
@@ -139,9 +145,10 @@ def solve_arc_task(
         fitted = copy.deepcopy(model.base_model)
         start = reset_fitted_row(fitted.task_embeddings, start_from_task_id, initial_embedding)
         optimizer = ttt_optimizer(fitted, lora_r, learning_rate, lora_learning_rate)
+        canvas_cells = task_canvas(model, processor, task)
         loss_curve, stopped = fit_demonstrations(
             fitted, processor, optimizer, checked["train"], steps, batch_size or len(checked["train"]),
-            colour_permutations, max_seconds, np.random.default_rng(seed), report, started)
+            colour_permutations, max_seconds, np.random.default_rng(seed), report, started, canvas_cells)
     fit_seconds = time.perf_counter() - started
     fitted.eval()
     views = voting_views(num_views, seed)
@@ -152,7 +159,7 @@ def solve_arc_task(
 
     report(1 - PREDICTION_SHARE, f"voting over {num_views} views: 0/{total_rows}")
     candidates = predict_test_inputs(fitted, processor, [grid for grid, _ in checked["test"]], FITTED_ROW, views,
-                                     predict_batch_size, on_batch)
+                                     predict_batch_size, on_batch, canvas_cells)
     reports = [attempts_report(c, expected) for c, (_, expected) in zip(candidates, checked["test"])]
     has_outputs = all(expected is not None for _, expected in checked["test"])
     seconds = time.perf_counter() - started
@@ -201,23 +208,25 @@ def ttt_optimizer(fitted, lora_r: int, learning_rate: float, lora_learning_rate:
 
 
 def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, colour_permutations: bool,
-                        device) -> tuple[dict, dict]:
+                        device, canvas_cells: int | None = None) -> tuple[dict, dict]:
     """`(inputs, labels)` of one fitting step: `rows` demonstration pairs (every pair once per `len(pairs)` rows, in
-    a random order), each in a random view at a random placement, all with task id `FITTED_ROW`."""
+    a random order), each in a random view at a random placement, all with task id `FITTED_ROW` (on the task's
+    cropped canvas with `canvas_cells`)."""
     order = np.concatenate([rng.permutation(len(pairs)) for _ in range(-(-rows // len(pairs)))])[:rows]
     chosen = [pairs[i] for i in order]
     views = [(int(rng.integers(NUM_DIHEDRAL_TRANSFORMS)),
               transforms.random_color_permutation(rng) if colour_permutations else None) for _ in chosen]
     batch = processor([grid_in for grid_in, _ in chosen], grid_targets=[grid_out for _, grid_out in chosen],
                       task_ids=[FITTED_ROW] * rows, augmentations=views, random_placement=True,
-                      seed=int(rng.integers(2**31)), return_tensors="pt")
+                      seed=int(rng.integers(2**31)), canvas_cells=canvas_cells, return_tensors="pt")
     inputs = {name: batch[name].to(device) for name in MODEL_INPUT_NAMES if name in batch}
     labels = {name: batch[name].to(device) for name in LABEL_NAMES if name in batch}
     return inputs, labels
 
 
 def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: int, colour_permutations: bool,
-                       max_seconds: float | None, rng: np.random.Generator, report, started: float):
+                       max_seconds: float | None, rng: np.random.Generator, report, started: float,
+                       canvas_cells: int | None = None):
     """Up to `steps` AdamW steps of the training objective on the demonstrations; returns `(loss_curve, stopped)`,
     `stopped` telling whether the time bound ended the fitting early."""
     loss_head = TRMMultitaskLoss(fitted.config)
@@ -227,7 +236,7 @@ def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: in
     for step in range(steps):
         if max_seconds is not None and time.perf_counter() - started >= max_seconds:
             return curve, True
-        inputs, labels = demonstration_batch(processor, pairs, rows, rng, colour_permutations, device)
+        inputs, labels = demonstration_batch(processor, pairs, rows, rng, colour_permutations, device, canvas_cells)
         loss = loss_head(fitted(**inputs), **labels)["loss"]
         loss.backward()
         optimizer.step()
