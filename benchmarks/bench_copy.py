@@ -59,7 +59,7 @@ def random_cell_maps(batch_size: int, tokens: int, min_side: int, max_side: int,
 
 def copy_batch(image_processor, config: TRMConfig, head: str, batch_size: int, args, generator) -> dict:
     """Model inputs and targets of one copy batch; `grid_labels` always (the metrics read them)."""
-    cell_maps = random_cell_maps(batch_size, config.num_patches_per_side, args.min_side, args.max_side, generator)
+    cell_maps = random_cell_maps(batch_size, config.cells_per_side, args.min_side, args.max_side, generator)
     grid_labels, _ = cell_labels_to_grids(cell_maps, config.max_grid_size)
     batch = {
         "pixel_values": image_processor.render_cell_labels(cell_maps),
@@ -222,7 +222,8 @@ def main(argv=None) -> dict:
     config = build_config(args)
     if args.max_side > config.max_grid_size:
         parser.error(f"--max_side {args.max_side} exceeds the config's max_grid_size {config.max_grid_size}")
-    image_processor = TRMProcessor.from_config(config, grid_layout="cells", cell_px=config.patch_size).image_processor
+    cell_px = config.patch_size // config.cells_per_token  # the queries head reads the same cell layout
+    image_processor = TRMProcessor.from_config(config, grid_layout="cells", cell_px=cell_px).image_processor
     model = TRMForMultitaskReasoning(config).to(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -188,8 +188,13 @@ class TRMConfig(PretrainedConfig):
             predict a top-left-padded grid plus its height and width. `"cells"`: one token per cell, a per-token
             classifier on the recursion's answer tokens (colours, frame, background; `cell_logits`), the output
             drawn where the input is and its size read from the predicted frame. `"cells"` needs the processor's
-            cell-aligned layout (`TRMProcessor.from_config` sets it) and `image_size // patch_size >=
-            max_grid_size + 2`; it trains on `cell_labels`.
+            cell-aligned layout (`TRMProcessor.from_config` sets it) and `image_size // patch_size *
+            cells_per_token >= max_grid_size + 2`; it trains on `cell_labels`.
+        cells_per_token (`int`, *optional*, defaults to 1):
+            With the cell head: each token holds and writes a `cells_per_token` x `cells_per_token` block of cells
+            (cells of `patch_size // cells_per_token` px). 1 is one token per cell (the ARC presets, 2 px patches);
+            4 lets a 64 px canvas in 8 px patches (the main job's) hold a 30 x 30 grid with every output cell written
+            by the token that reads the same cell of the input, so copying stays a per-token function.
         cell_background_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of background tokens (outside the frame) in the cell head's per-token loss, relative to the
             grid's cells and its frame (weight 1).
@@ -255,6 +260,7 @@ class TRMConfig(PretrainedConfig):
         num_colors: int = NUM_COLORS,
         grid_head_num_layers: int = 1,
         grid_head_type: str = "queries",
+        cells_per_token: int = 1,
         cell_background_loss_weight: float = 1.0,
         num_labels: int | None = None,
         text_vocab_size: int = 259,
@@ -309,6 +315,7 @@ class TRMConfig(PretrainedConfig):
         self.num_colors = num_colors
         self.grid_head_num_layers = grid_head_num_layers
         self.grid_head_type = grid_head_type
+        self.cells_per_token = cells_per_token
         self.cell_background_loss_weight = cell_background_loss_weight
         self.text_vocab_size = text_vocab_size
         self.text_decoder_num_layers = text_decoder_num_layers
@@ -415,13 +422,26 @@ class TRMConfig(PretrainedConfig):
                             f"(got grid_head_type={self.grid_head_type!r}, pretrained_tower={self.pretrained_tower!r})")
         if self.grid_head_type not in GRID_HEAD_TYPES:
             problems.append(f"grid_head_type={self.grid_head_type!r} is not one of {GRID_HEAD_TYPES}")
-        elif self.grid_head_type == "cells" and self.num_patches_per_side < self.max_grid_size + 2:
-            problems.append(
-                f"grid_head_type='cells' puts one cell on each token: image_size // patch_size = "
-                f"{self.num_patches_per_side} tokens per side cannot hold a max_grid_size={self.max_grid_size} grid and "
-                f"its one-cell frame ({self.max_grid_size + 2}); e.g. image_size=64, patch_size=2 gives 32"
-            )
+        elif self.grid_head_type == "cells":
+            problems += self._cell_head_problems()
         return problems
+
+    def _cell_head_problems(self) -> list[str]:
+        k = self.cells_per_token
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or self.patch_size % k:
+            return [f"cells_per_token must be an int >= 1 dividing patch_size={self.patch_size}, got {k!r}"]
+        if self.crop_cell_canvas is True and k != 1:
+            return [f"crop_cell_canvas crops whole tokens of one cell each: it needs cells_per_token=1, got {k}"]
+        if self.cells_per_side < self.max_grid_size + 2:
+            return [f"grid_head_type='cells': image_size // patch_size * cells_per_token = {self.cells_per_side} "
+                    f"cells per side cannot hold a max_grid_size={self.max_grid_size} grid and its one-cell frame "
+                    f"({self.max_grid_size + 2}); e.g. image_size=64, patch_size=2 gives 32"]
+        return []
+
+    @property
+    def cells_per_side(self) -> int:
+        """ARC cells per canvas side in the cell head's layout."""
+        return self.num_patches_per_side * self.cells_per_token
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TRMConfig":
@@ -514,8 +534,10 @@ PRESETS: dict[str, dict] = {
         _BASE, pretrained_tower="siglip", pretrained_model_name_or_path="google/siglip-base-patch16-224"
     ),
     "efficientnet-lite0": dict(_BASE, pretrained_tower="efficientnet_lite0"),
-    # The offline default of the main job: the tiny preset with the ImageNet-pretrained EfficientNet-Lite0 tower.
-    "tiny-efficientnet": dict(_TINY, pretrained_tower="efficientnet_lite0"),
+    # The offline default of the main job: the tiny preset with the ImageNet-pretrained EfficientNet-Lite0 tower,
+    # and the cell head with 4 x 4 cells per 8 px token, so an ARC answer is written where its input is read (the
+    # 900-query head of `tiny` could not copy; `benchmarks/bench_copy.py --preset tiny --set cells_per_token=4`).
+    "tiny-efficientnet": dict(_TINY, pretrained_tower="efficientnet_lite0", grid_head_type="cells", cells_per_token=4),
     # CPU (tests, the copy benchmark's smoke run).
     "arc-cells-tiny": dict(
         _ARC_CELLS, hidden_size=64, num_attention_heads=4, vit_num_layers=1, trm_num_layers=1, H_cycles=2,

@@ -21,23 +21,29 @@ _DECODE_CHUNK_SCORES = 1 << 24
 
 
 class CellHead(nn.Module):
-    """LayerNorm + Linear(hidden -> 12) on each answer token: `[batch, T, T, NUM_CELL_CLASSES]` logits.
+    """LayerNorm + Linear(hidden -> k * k * 12) on each answer token: `[batch, T * k, T * k, NUM_CELL_CLASSES]`
+    logits, `k = cells_per_token` (1 in the ARC presets: one token, one cell).
 
     The answer state is `[batch, prefix + T * T, hidden]`; the prefix tokens (task / modality) are dropped, the last
-    `T * T` tokens are the cells in row-major order (the ViT's patch order).
+    `T * T` tokens are the token grid in row-major order (the ViT's patch order), each writing the `k x k` cells its
+    own patch shows.
     """
 
     def __init__(self, config):
         super().__init__()
         self.tokens_per_side = config.num_patches_per_side
+        self.cells_per_token = getattr(config, "cells_per_token", 1)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.classifier = nn.Linear(config.hidden_size, NUM_CELL_CLASSES)
+        self.classifier = nn.Linear(config.hidden_size, self.cells_per_token**2 * NUM_CELL_CLASSES)
 
     def forward(self, answer_state: torch.Tensor, tokens_per_side: int | None = None) -> torch.Tensor:
-        """`tokens_per_side`: the canvas's cells per side, smaller than the config's on a cropped cell canvas."""
-        side = tokens_per_side or self.tokens_per_side
+        """`[batch, T * k, T * k, 12]` for a `T x T` token grid of `k x k` cells each (`cells_per_token`);
+        `tokens_per_side`: the canvas's token grid side, smaller than the config's on a cropped cell canvas."""
+        side, k = tokens_per_side or self.tokens_per_side, self.cells_per_token
         cells = answer_state[:, -side * side :]
-        return self.classifier(self.norm(cells)).view(answer_state.shape[0], side, side, NUM_CELL_CLASSES)
+        logits = self.classifier(self.norm(cells)).view(answer_state.shape[0], side, side, k, k, NUM_CELL_CLASSES)
+        # token (row, col)'s block of cells (i, j) is cell (row * k + i, col * k + j): the block lands where it is read
+        return logits.permute(0, 1, 3, 2, 4, 5).reshape(answer_state.shape[0], side * k, side * k, NUM_CELL_CLASSES)
 
 
 # ------------------------------------------------------------------------------------------------ decoding

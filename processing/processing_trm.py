@@ -128,10 +128,10 @@ class TRMProcessor(ProcessorMixin):
     def from_config(cls, config, tokenizer=None, task_vocabulary=None, **kwargs) -> "TRMProcessor":
         """A processor matching a `TRMConfig`: canvas = config.image_size, its mean/std, max grid 30, its
         max_text_length; the tokenizer's size must equal config.text_vocab_size. A config with the cell head
-        (`grid_head_type="cells"`) gets the cell-aligned layout, one cell per patch."""
+        (`grid_head_type="cells"`) gets the cell-aligned layout, `cells_per_token` x `cells_per_token` cells per patch."""
         if getattr(config, "grid_head_type", "queries") == "cells":
             kwargs.setdefault("grid_layout", "cells")
-            kwargs.setdefault("cell_px", config.patch_size)
+            kwargs.setdefault("cell_px", config.patch_size // getattr(config, "cells_per_token", 1))
         image_processor = TRMImageProcessor(
             canvas_size=config.image_size,
             image_mean=config.image_mean,

@@ -185,7 +185,7 @@ def test_config_validates_the_grid_head_type():
     assert TRMConfig.from_preset("tiny").grid_head_type == "queries"
     with pytest.raises(ValueError, match="grid_head_type='cell' is not one of"):
         TRMConfig(grid_head_type="cell")
-    with pytest.raises(ValueError, match="16 tokens per side cannot hold a max_grid_size=30 grid"):
+    with pytest.raises(ValueError, match="16 cells per side cannot hold a max_grid_size=30 grid"):
         TRMConfig.from_preset("arc-cells-tiny", patch_size=4)
     with pytest.raises(ValueError, match="cell_background_loss_weight=-1"):
         TRMConfig.from_preset("arc-cells-tiny", cell_background_loss_weight=-1)

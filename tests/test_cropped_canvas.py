@@ -137,3 +137,34 @@ def test_recipe_evaluation_and_ttt_run_on_cropped_canvases(tmp_path, monkeypatch
     assert summary["num_test_inputs"] == 1
     solved = solve_arc_task(model, processor, evaluation[0], steps=2, num_views=2)
     assert solved.steps == 2 and len(solved.attempts[0]) >= 1
+
+
+def test_a_token_of_several_cells_writes_the_cells_it_reads():
+    """`cells_per_token=4` (64 px canvas, 8 px patches, 2 px cells): the processor draws 32 x 32 cells, the head writes
+    32 x 32 cell logits, and token (r, c) alone decides cells (4r..4r+3, 4c..4c+3), the cells its patch shows."""
+    config = TRMConfig.from_preset("tiny", heads=["grid"], grid_head_type="cells", cells_per_token=4)
+    processor = TRMProcessor.from_config(config)
+    assert processor.image_processor.tokens_per_side == 32 and processor.image_processor.cell_px == 2
+    model = TRMForMultitaskReasoning(config).eval()
+    batch = processor([[[1, 2], [3, 4]]], grid_targets=[[[4, 3], [2, 1]]])
+    outputs = model(**batch)
+    assert outputs.cell_logits.shape == (1, 32, 32, 12) and outputs.loss.isfinite()
+    head = model.trm.cell_head
+    state = torch.randn(1, 5 + 64, config.hidden_size)
+    moved = state.clone()
+    moved[:, 5 + 2 * 8 + 3] += 1.0  # token (2, 3)
+    changed = (head(moved) - head(state)).abs().sum(-1)[0] > 0
+    expected = torch.zeros(32, 32, dtype=torch.bool)
+    expected[8:12, 12:16] = True
+    assert torch.equal(changed, expected)
+
+
+@pytest.mark.parametrize("overrides, problem", [
+    (dict(cells_per_token=3), "dividing patch_size=8"),
+    (dict(cells_per_token=2), "16 cells per side cannot hold"),
+])
+def test_cells_per_token_must_tile_the_patch_and_hold_a_grid(overrides, problem):
+    with pytest.raises(ValueError, match=problem):
+        TRMConfig.from_preset("tiny", heads=["grid"], grid_head_type="cells", **overrides)
+    with pytest.raises(ValueError, match="needs cells_per_token=1"):
+        TRMConfig.from_preset("arc-tiny", cells_per_token=2, crop_cell_canvas=True)
