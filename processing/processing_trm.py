@@ -333,7 +333,7 @@ class TRMProcessor(ProcessorMixin):
         augmentations=None,
         random_placement: bool = False,
         seed=None,
-        canvas_cells: int | None = None,
+        canvas_cells: int | str | None = None,
         return_bookkeeping: bool = False,
         return_tensors="pt",
     ) -> BatchFeature:
