@@ -51,7 +51,7 @@ class TrainableViT(nn.Module):
             )
         pixel_values = pixel_values.to(self.patch_embedding.weight.dtype)
         tokens = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
-        # Always sliced (a no-op on the full canvas), so a compiled ViT has one graph for every canvas size.
+        # Always sliced (a no-op on the full canvas): one code path for every canvas size, no branch for compile to guard.
         grid = self.position_embeddings.view(1, self.tokens_per_side, self.tokens_per_side, -1)
         positions = grid[:, :side, :side].reshape(1, side * side, -1)
         return self.encoder(tokens + positions)
