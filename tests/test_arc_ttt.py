@@ -312,6 +312,21 @@ def test_evaluate_arc_cli_runs_ttt_per_task(copy_model, tmp_path, monkeypatch):
     assert [report[t["id"]]["ttt"]["start"] for t in tasks] == ["task row 1", "task row 2"]
 
 
+def test_evaluate_arc_cli_scores_the_training_split_on_request(copy_model, tmp_path, monkeypatch):
+    """`--split training` scores the training tasks' test pairs (the fit), never the evaluation tasks."""
+    model, processor = copy_model
+    model.trm.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    training, evaluation = [recolour_task(0)], [recolour_task(1), recolour_task(2)]
+    monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: (training, evaluation))
+    common = ["--model_name_or_path", str(tmp_path / "model"), "--num_views", "1", "--device", "cpu"]
+    fit = evaluate_arc.main(common + ["--split", "training", "--output_json", str(tmp_path / "fit.json")])
+    held_out = evaluate_arc.main(common + ["--output_json", str(tmp_path / "held_out.json")])
+    assert (fit["split"], fit["num_tasks"]) == ("training", 1) and (held_out["split"], held_out["num_tasks"]) == (
+        "evaluation", 2)
+    assert list(json.loads((tmp_path / "fit.json").read_text())["tasks"]) == [training[0]["id"]]
+
+
 # ---------------------------------------------------------------------------------------------------------- Space
 @pytest.fixture(scope="module")
 def space_app(copy_model, tmp_path_factory):

@@ -15,6 +15,7 @@ embedding fitted to its demonstrations, `--ttt_max_seconds` per task); a task th
 from its own row (`--no-ttt_start_from_trained_row` starts every task afresh).
 
     python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --max_tasks 20
+    python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --split training --num_views 1  # the fit
     python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --ttt_steps 64 --ttt_max_seconds 30
 
 In a training script, on the GPU, in process:
@@ -206,6 +207,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--arc_version", default="1")
     parser.add_argument("--num_views", type=positive_int, default=32,
                         help="Views voted over (>= 1): the 8 dihedral transforms x colour permutations.")
+    parser.add_argument("--split", choices=("evaluation", "training"), default="evaluation",
+                        help="evaluation: the held-out test inputs. training: the training tasks' test pairs, which "
+                             "the ARC recipe trains on, so this measures how well the model fits what it saw.")
     parser.add_argument("--max_tasks", type=positive_int, default=None,
                         help="Evaluate only the first N tasks (quick runs); default: all of them.")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="Rows per forward.")
@@ -234,16 +238,17 @@ def main(argv=None):
     vocabulary = processor.task_vocabulary or build_task_vocabulary(training_tasks, evaluation_tasks)
     if not args.ttt_start_from_trained_row:
         vocabulary = {}
-    tasks = evaluation_tasks if args.max_tasks is None else evaluation_tasks[: args.max_tasks]
+    tasks = evaluation_tasks if args.split == "evaluation" else training_tasks
+    tasks = tasks if args.max_tasks is None else tasks[: args.max_tasks]
     ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
     summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
                                            args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
                                            ttt_kwargs=ttt_kwargs)
-    summary = {"model": args.model_name_or_path, "arc_version": args.arc_version, **summary}
+    summary = {"model": args.model_name_or_path, "arc_version": args.arc_version, "split": args.split, **summary}
     output = Path(args.output_json or Path(args.model_name_or_path) / "arc_eval_attempts.json")
     output.write_text(json.dumps({"summary": summary, "tasks": per_task}, indent=1))
     ttt = f", test-time training {args.ttt_steps} steps" if args.ttt_steps else ""
-    print(f"ARC-AGI-{args.arc_version} evaluation, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
+    print(f"ARC-AGI-{args.arc_version} {args.split} tasks' test inputs, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
           f"inputs, {args.num_views} views{ttt}: pass@1 {summary['pass@1']:.2%}, pass@2 {summary['pass@2']:.2%}, "
           f"per-cell {summary['per_cell_accuracy']:.2%} (attempts in {output})")
     return summary
