@@ -168,3 +168,20 @@ def test_cells_per_token_must_tile_the_patch_and_hold_a_grid(overrides, problem)
         TRMConfig.from_preset("tiny", heads=["grid"], grid_head_type="cells", **overrides)
     with pytest.raises(ValueError, match="needs cells_per_token=1"):
         TRMConfig.from_preset("arc-tiny", cells_per_token=2, crop_cell_canvas=True)
+
+
+def test_views_of_several_canvas_sizes_come_back_in_their_order(crop_config):
+    """`predict_views` batches items by canvas size; each answer must still be its own item's (batch of 2 splits
+    each size group, so order, grouping and batching all matter)."""
+    from vision_trm.train_scripts.arc_voting import predict_views
+
+    torch.manual_seed(0)
+    model = TRMForMultitaskReasoning(crop_config).eval()
+    processor = TRMProcessor.from_config(crop_config)
+    rng = np.random.default_rng(0)
+    grids = [rng.integers(0, 10, (side, side)).tolist() for side in (2, 7, 3, 7, 2)]
+    items = [(grid, 1, (d, None), len(grid) + 2 + extra) for d, (grid, extra) in enumerate(zip(grids, (0, 1, 4, 0, 2)))]
+    together = predict_views(model, processor, items, batch_size=2)
+    alone = [predict_views(model, processor, [item])[0] for item in items]
+    for (grid_a, score_a), (grid_b, score_b) in zip(together, alone):
+        assert np.array_equal(grid_a, grid_b) and score_a == pytest.approx(score_b, abs=1e-5)

@@ -78,9 +78,11 @@ def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) 
     """
     device = next(model.parameters()).device
     canvases = [item[3] if len(item) > 3 else None for item in items]
-    order = sorted(range(len(items)), key=lambda i: canvases[i] or 0)
-    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    chunks = [part for chunk in chunks for part in _split_by(chunk, canvases)]
+    by_canvas: dict = {}
+    for index, canvas in enumerate(canvases):
+        by_canvas.setdefault(canvas, []).append(index)
+    chunks = [group[start:start + batch_size] for group in by_canvas.values()
+              for start in range(0, len(group), batch_size)]
     results, done = [None] * len(items), 0
     for chunk in chunks:
         batch = processor([items[i][0] for i in chunk], task_ids=[items[i][1] for i in chunk],
@@ -97,17 +99,6 @@ def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) 
         if on_batch is not None:
             on_batch(done, len(items))
     return results
-
-
-def _split_by(chunk: list[int], keys: list) -> list[list[int]]:
-    """`chunk` (sorted by key) cut where the key changes."""
-    parts = []
-    for index in chunk:
-        if parts and keys[parts[-1][-1]] == keys[index]:
-            parts[-1].append(index)
-        else:
-            parts.append([index])
-    return parts
 
 
 def vote(predictions) -> list[Candidate]:
