@@ -11,6 +11,8 @@
 #   # the ablation arms (README, "ARC ablation at equal budget"), one call each:
 #   run(carry=[".device_carry"], command="OVERRIDES='{\"H_cycles\":1,\"L_cycles\":1,\"deep_supervision_steps\":1}' MINUTES=7.5 STEPS=6500 bash benchmarks/h200_arc_run.sh")
 #   # cropped cell canvases: add \"crop_cell_canvas\":true to OVERRIDES (the recipe default --arc_canvas_slack 4 applies)
+#   # FIT=f fits the cosine schedule to MINUTES (--schedule_fraction_at_time_cap f; STEPS is then only an upper bound):
+#   # FIT=1 anneals to 0 at the cap; FIT=0.8 matches the plain-ViT arm, whose time cap came at 5,195 of 6,500 steps.
 #
 # Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
 # cosine schedule from the returned (EMA) weights; say so next to its figures.
@@ -28,6 +30,7 @@ if [ -n "${INIT:-}" ]; then
   ARGS+=(--model_name_or_path /tmp/init)
 fi
 [ -z "${OVERRIDES:-}" ] || ARGS+=(--config_overrides "$OVERRIDES")
+[ -z "${FIT:-}" ] || ARGS+=(--schedule_fraction_at_time_cap "$FIT")
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/log.txt"
 python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt"
 python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \

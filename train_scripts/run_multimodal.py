@@ -63,10 +63,12 @@ from vision_trm.train_scripts.evaluation import (
 from vision_trm.train_scripts.image_to_code import task as image_to_code
 from vision_trm.train_scripts.model_card import write_model_card
 from vision_trm.train_scripts.training import (
+    FitScheduleToTimeCallback,
     NonFiniteLossError,
     TimeBudgetCallback,
     TRMTrainer,
     WeightEMACallback,
+    compile_compute_blocks,
     freeze_all_but,
     measured_throughput,
     wrap_with_lora,
@@ -143,6 +145,11 @@ class RecipeArguments:
     arc_canvas_slack: int = field(default=4, metadata={"help": "With crop_cell_canvas: up to this many random "
                                                                "extra cells per side of a batch's canvas, room for "
                                                                "translation (--recipe arc)."})
+    schedule_fraction_at_time_cap: float | None = field(
+        default=None, metadata={"help": "Fit the learning-rate schedule to --max_train_minutes so that this share of "
+                                        "it has run when the time is up (1 = it ends at the cap, for runs compared "
+                                        "at equal time); --max_steps stays the upper bound (--recipe arc). Default: "
+                                        "off, the schedule is --max_steps long."})
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -154,6 +161,9 @@ class RecipeArguments:
             raise ValueError(f"--arc_canvas_slack must be >= 0, got {self.arc_canvas_slack}")
         if not 0.0 <= self.arc_copy_fraction < 1.0:
             raise ValueError(f"--arc_copy_fraction must lie in [0, 1), got {self.arc_copy_fraction}")
+        fraction = self.schedule_fraction_at_time_cap
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise ValueError(f"--schedule_fraction_at_time_cap must lie in (0, 1], got {fraction}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema_decay must lie in [0, 1), got {self.ema_decay}")
 
@@ -480,13 +490,13 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     logger.info("ARC recipe, preset %s: %.2fM trainable parameters, %d training pairs, %d held-out test inputs",
                 preset, model.num_parameters(only_trainable=True) / 1e6, len(bank), len(heldout))
     if recipe_args.compile_blocks:
-        # The ViT and the recursion hold nearly all the FLOPs and have no data-dependent control flow.
-        for block in (model.trm.trainable_vit, model.trm.reasoning_core):
-            if block is not None:
-                block.compile()
+        compile_compute_blocks(model)
 
     # 3. Train.
     callbacks = [TimeBudgetCallback(data_args.max_train_minutes)] if data_args.max_train_minutes else []
+    if recipe_args.schedule_fraction_at_time_cap:
+        callbacks.append(FitScheduleToTimeCallback(data_args.max_train_minutes,
+                                                   recipe_args.schedule_fraction_at_time_cap))
     if recipe_args.ema_decay:
         callbacks.append(WeightEMACallback(recipe_args.ema_decay, resume_from=training_args.resume_from_checkpoint))
     trainer = TRMTrainer(model=model, args=training_args, train_dataset=ArcPairIndices(len(bank)),

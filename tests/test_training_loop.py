@@ -1,0 +1,149 @@
+"""The training loop's own pieces: the schedule fitted to a time budget, the NaN guard's gradient check, the logged terms."""
+
+import pytest
+import torch
+from transformers import TrainerControl, TrainerState, TrainingArguments, get_scheduler
+
+from vision_trm.train_scripts.training import FitScheduleToTimeCallback
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def run_steps(seconds_per_step, budget_s, fraction, max_steps=10_000, first_step_s=30.0, scheduler_type="cosine"):
+    """Steps a real Trainer scheduler under the callback until the budget runs out; returns (steps, lrs, state)."""
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = get_scheduler(scheduler_type, optimizer, num_warmup_steps=5, num_training_steps=max_steps)
+    args = TrainingArguments(output_dir="unused", max_steps=max_steps, report_to="none")
+    state, control, clock = TrainerState(max_steps=max_steps), TrainerControl(), FakeClock()
+    callback = FitScheduleToTimeCallback(budget_s / 60, fraction, clock=clock)
+    callback.on_train_begin(args, state, control, lr_scheduler=scheduler)
+    lrs = []
+    while clock.now < budget_s and state.global_step < state.max_steps:
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+        clock.now += first_step_s if state.global_step == 0 else seconds_per_step  # the first step compiles
+        state.global_step += 1
+        callback.on_step_end(args, state, control, lr_scheduler=scheduler)
+    return state.global_step, lrs, state
+
+
+@pytest.mark.parametrize("seconds_per_step", [0.05, 0.2])
+def test_the_schedule_ends_with_the_budget_at_any_speed(seconds_per_step):
+    steps, lrs, state = run_steps(seconds_per_step, budget_s=120, fraction=1.0)
+    expected = (120 - 30) / seconds_per_step
+    assert abs(steps - expected) <= 0.02 * expected
+    assert abs(state.max_steps - steps) <= 2  # the schedule's length is what the budget held
+    assert lrs[-1] < 0.01 and max(lrs) > 0.99  # annealed to ~0 at the cap, after a full warm-up
+
+
+def test_a_fraction_leaves_the_schedule_that_far_along_at_the_cap():
+    steps, lrs, state = run_steps(0.1, budget_s=120, fraction=0.8)
+    assert abs(steps / state.max_steps - 0.8) < 0.01
+    assert abs(lrs[-1] - 0.5 * (1 + torch.cos(torch.tensor(0.8 * torch.pi)).item())) < 0.02
+
+
+def test_max_steps_stays_the_upper_bound():
+    steps, lrs, state = run_steps(0.01, budget_s=120, fraction=1.0, max_steps=500)
+    assert steps == 500 and state.max_steps == 500
+    assert lrs[-1] < 0.001
+
+
+def test_a_schedule_it_cannot_refit_and_a_missing_budget_are_named():
+    with pytest.raises(ValueError, match="--max_train_minutes"):
+        FitScheduleToTimeCallback(0)
+    with pytest.raises(ValueError, match="share of the schedule"):
+        FitScheduleToTimeCallback(1, fraction=1.5)
+    with pytest.raises(ValueError, match="cannot fit"):
+        run_steps(0.1, budget_s=60, fraction=1.0, scheduler_type="constant")
+
+
+# ------------------------------------------------------------------ the NaN guard's single-sync gradient check
+class TwoLayers(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+
+    def forward(self, x, y):
+        return {"loss": ((self.second(self.first(x)).squeeze(-1) - y) ** 2).mean()}
+
+
+def test_a_non_finite_gradient_is_named_before_the_optimizer_step(tmp_path):
+    from transformers import Trainer  # noqa: F401  (TRMTrainer is a Trainer)
+
+    from vision_trm.train_scripts.training import NonFiniteLossError, TRMTrainer
+
+    model = TwoLayers()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.second.weight.register_hook(lambda grad: grad * float("nan"))  # the loss stays finite, one grad does not
+    rows = [{"x": torch.randn(2), "y": torch.randn(())} for _ in range(8)]
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, report_to="none",
+                             use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
+    trainer = TRMTrainer(model=model, args=args, train_dataset=rows)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient in \['second.weight'\].*optimizer step 1"):
+        trainer.train()
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter.detach(), before[name])  # no optimizer step was taken
+
+
+def test_logged_terms_average_their_finite_values_over_the_window(tmp_path):
+    from vision_trm.train_scripts.training import TRMTrainer
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True,
+                             remove_unused_columns=False, disable_tqdm=True)
+    trainer = TRMTrainer(model=TwoLayers(), args=args, train_dataset=[{"x": torch.randn(2), "y": torch.randn(())}])
+    for value in (1.0, float("nan"), 3.0):
+        trainer._add("grid_loss", torch.tensor(value))
+    trainer._add("halting_loss", torch.tensor(float("inf")))
+    trainer.log({"loss": 0.5})
+    logged = trainer.state.log_history[-1]
+    assert logged["grid_loss"] == pytest.approx(2.0) and "halting_loss" not in logged
+    trainer._add("grid_loss", torch.tensor(5.0))  # a new window starts empty
+    trainer.log({"loss": 0.5})
+    assert trainer.state.log_history[-1]["grid_loss"] == pytest.approx(5.0)
+
+
+# ------------------------------------------------------------------ compiling for cropped canvases
+def run_sides(model, sides):
+    from vision_trm.configuration import MODALITY_GRID
+
+    px = model.config.patch_size
+    views = torch.cat([torch.zeros(2, 1, dtype=torch.long), torch.arange(10).expand(2, -1)], 1)
+    for side in sides:
+        outputs = model(pixel_values=torch.randn(2, 3, side * px, side * px), modality_ids=torch.full((2,), MODALITY_GRID),
+                        task_ids=torch.tensor([1, 2]), augmentation_ids=views)
+        outputs.cell_logits.float().mean().backward()
+
+
+def test_cropped_canvases_stop_recompiling_after_the_second_size():
+    """After two canvas sizes the compiled blocks hold a graph for symbolic sizes: new sizes must not recompile.
+    The ViT's encoder is what is compiled, not the whole ViT: under inductor the ViT's position slice specialises the
+    graph to each size (seen on the H200, and on this CPU with torch 2.13: one recompile per size); `aot_eager`
+    traces the same graphs without inductor's code generation, to keep this test fast."""
+    import torch._dynamo
+
+    from vision_trm.configuration import TRMConfig
+    from vision_trm.modeling_trm import TRMForMultitaskReasoning
+    from vision_trm.train_scripts.training import compile_compute_blocks
+
+    torch._dynamo.reset()
+    config = TRMConfig.from_preset("arc-tiny", num_task_ids=3, hidden_size=16, num_attention_heads=2,
+                                   crop_cell_canvas=True)
+    model = TRMForMultitaskReasoning(config)
+    compile_compute_blocks(model, backend="aot_eager")
+    vit = model.trm.trainable_vit
+    assert vit._compiled_call_impl is None and vit.encoder._compiled_call_impl is not None
+    assert model.trm.reasoning_core._compiled_call_impl is not None
+    try:
+        run_sides(model, [6, 9])
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            run_sides(model, [14, 32, 7])
+    finally:
+        torch._dynamo.reset()
