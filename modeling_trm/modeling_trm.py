@@ -19,6 +19,7 @@ from ..configuration.conventions import IDENTITY_AUGMENTATION, MODALITY_GRID, MO
 from ..configuration.hub_export import MODEL_AUTO_MAP, write_code_files
 from .adapter import N2NFeatureAdapter, make_aligned_views
 from .capsules import CapsulePooling
+from .cell_copy import CellCopyPath
 from .cell_head import CellHead, decode_cell_logits
 from .concepts import ConceptVocabulary
 from .fusion import AdaptiveFusion
@@ -46,7 +47,12 @@ class TRMPreTrainedModel(PreTrainedModel):
         std = self.config.initializer_range
         halting_head = getattr(self, "halting_head", None)
         fusion = getattr(self, "fusion", None)
-        if fusion is not None and fusion.fusion_mode == "residual" and module is fusion.gate_mlp[-1]:
+        copy_path = getattr(self, "cell_copy_path", None)
+        if copy_path is not None and module is copy_path.mlp[-1]:
+            # The copy path starts at exactly zero: at initialisation the model computes what it would without it.
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif fusion is not None and fusion.fusion_mode == "residual" and module is fusion.gate_mlp[-1]:
             # The residual gate starts at exactly zero: the pretrained path begins switched off (matched on the
             # Linear, as the halting head's below).
             init.zeros_(module.weight)
@@ -141,6 +147,7 @@ class TRMModel(TRMPreTrainedModel):
         has_grid_head = "grid" in config.heads
         self.grid_head = GridHead(config) if has_grid_head and config.grid_head_type == "queries" else None
         self.cell_head = CellHead(config) if has_grid_head and config.grid_head_type == "cells" else None
+        self.cell_copy_path = CellCopyPath(config) if self.cell_head is not None and config.cell_copy_path else None
         self.classification_head = ClassificationHead(config) if "classification" in config.heads else None
         self.text_decoder = TextDecoderHead(config) if "text" in config.heads else None
         self.post_init()
@@ -221,12 +228,13 @@ class TRMModel(TRMPreTrainedModel):
 
     # ---------------------------------------------------------------------------------------------- read-out
     def read_out(self, answer_state, decoder_input_ids=None, decoder_attention_mask=None, grid_rows=None,
-                 text_rows=None, tokens_per_side=None) -> dict:
+                 text_rows=None, tokens_per_side=None, cell_copy_logits=None) -> dict:
         """Capsules → concepts → planner → heads, from one supervision step's answer state `y`.
 
         `grid_rows` / `text_rows` (boolean `[batch]`) name the samples the grid head and the text decoder run on; the
         other rows of their logits are zeros. The two heads cost more than the rest of the read-out, and in a mixed
         batch most samples need neither. `tokens_per_side`: the canvas's token grid side (a cropped cell canvas).
+        `cell_copy_logits`: the cell copy path's logits, added to the cell head's.
         """
         capsules = self.capsule_pooling(answer_state)
         step = {"capsules_before_quantisation": capsules, "concept_ids": None, "concept_codes": None}
@@ -244,8 +252,11 @@ class TRMModel(TRMPreTrainedModel):
             )
         if self.cell_head is not None:
             # Each answer token classifies its own cell: the head reads the tokens, not the pooled memory.
-            (step["cell_logits"],) = _on_rows(lambda state: (self.cell_head(state, tokens_per_side),), grid_rows,
-                                               answer_state)
+            def cells(state, copy):
+                logits = self.cell_head(state, tokens_per_side)
+                return (logits + copy.to(logits.dtype) if copy is not None else logits,)
+
+            (step["cell_logits"],) = _on_rows(cells, grid_rows, answer_state, cell_copy_logits)
         if self.classification_head is not None:
             step["class_logits"] = self.classification_head(memory)
         if self.text_decoder is not None and decoder_input_ids is not None:
@@ -291,11 +302,14 @@ class TRMModel(TRMPreTrainedModel):
         halted = torch.zeros(batch, dtype=torch.bool, device=device)
         halting_steps = torch.full((batch,), self.config.deep_supervision_steps, dtype=torch.long, device=device)
         min_steps = self._exploration_min_steps(batch, device)
+        # The same at every supervision step: each cell's input pixels do not change with the recursion.
+        cell_copy_logits = self.cell_copy_path(pixel_values) if self.cell_copy_path is not None else None
         steps = []
         for step_index in range(self.config.deep_supervision_steps):
             y, z = self.reasoning_core(x, y, z)                            # one full H x L recursion
             step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows,
-                                 tokens_per_side=pixel_values.shape[-1] // self.config.patch_size)
+                                 tokens_per_side=pixel_values.shape[-1] // self.config.patch_size,
+                                 cell_copy_logits=cell_copy_logits)
             step["answer_state"] = y
             steps.append(step)
             # The carry crosses supervision steps without a graph: each step is supervised on its own.
