@@ -5,7 +5,8 @@
 #
 #   CARRY=arc bash train_scripts/stage_device_carry.sh                 # here, first: wheels + ARC data, ~3 MiB
 #   run(carry=[".device_carry"], command="MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
-#   # to continue from weights a call brought back (unpacked into .device_carry/init: shards + run.tar.gz):
+#   # to continue from weights a call brought back (in .device_carry/init: the shards + run.tar.gz as they came back,
+#   # or the run folder unpacked, with its config.json):
 #   run(carry=[".device_carry"], command="INIT=.device_carry/init MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
 #
 #   # the ablation arms (README, "ARC ablation at equal budget"), one call each:
@@ -25,7 +26,9 @@ ARGS=(--recipe arc --preset "${PRESET:-arc}" --bf16 True --compile_blocks True
       --per_device_train_batch_size "${BATCH:-128}" --per_device_eval_batch_size 256 --max_steps "$STEPS"
       --max_train_minutes "$MINUTES" --learning_rate "${LR:-1e-3}" --warmup_steps "${WARMUP:-200}"
       --logging_steps 50 --save_steps 1000000 --output_dir "$RUN" --run_name arc-h200 --seed "${SEED:-0}")
-if [ -n "${INIT:-}" ]; then
+if [ -n "${INIT:-}" ] && [ -f "$INIT/config.json" ]; then
+  ARGS+=(--model_name_or_path "$INIT")   # a run folder as a call left it here, unpacked (shards, config, processor)
+elif [ -n "${INIT:-}" ]; then
   mkdir -p /tmp/init && tar xzf "$INIT/run.tar.gz" -C /tmp/init && cp "$INIT"/*.safetensors /tmp/init/
   ARGS+=(--model_name_or_path /tmp/init)
 fi

@@ -123,10 +123,8 @@ def cell_labels_to_grids(cell_labels: torch.Tensor, max_grid_size: int) -> tuple
     """
     labelled = cell_labels != IGNORE_INDEX
     has_grid = labelled.flatten(1).any(1)
-    _raise_for("cell_labels", has_grid & ~labelled.flatten(1).all(1),
-               f"are partly {IGNORE_INDEX}: a sample is all {IGNORE_INDEX} (no target) or labelled on every token")
-    bad = labelled & ((cell_labels < 0) | (cell_labels >= NUM_CELL_CLASSES))
-    _raise_for("cell_labels", bad.flatten(1).any(1), f"hold values outside [0, {NUM_CELL_CLASSES}) and {IGNORE_INDEX}")
+    partly_labelled = has_grid & ~labelled.flatten(1).all(1)
+    out_of_range = (labelled & ((cell_labels < 0) | (cell_labels >= NUM_CELL_CLASSES))).flatten(1).any(1)
     colour = (cell_labels >= 0) & (cell_labels < NUM_COLORS)
     colour_rows, colour_cols = colour.any(2), colour.any(1)
     height, width = colour_rows.sum(1), colour_cols.sum(1)
@@ -136,9 +134,14 @@ def cell_labels_to_grids(cell_labels: torch.Tensor, max_grid_size: int) -> tuple
     fits &= (height >= 1) & (height <= max_grid_size) & (width <= max_grid_size)
     expected = _layout(cell_labels, top, left, height, width)
     malformed = has_grid & ~(fits & (expected == cell_labels).flatten(1).all(1))
-    _raise_for("cell_labels", malformed,
-               f"are not one grid layout: colours filling a box of at most {max_grid_size} x {max_grid_size} cells, "
-               f"a one-cell frame of class {BORDER_CLASS} around it inside the token grid, {BACKGROUND_CLASS} elsewhere")
+    if (partly_labelled | out_of_range | malformed).any():  # one host sync a batch; the messages only on failure
+        _raise_for("cell_labels", partly_labelled, f"are partly {IGNORE_INDEX}: a sample is all {IGNORE_INDEX} (no "
+                   "target) or labelled on every token")
+        _raise_for("cell_labels", out_of_range, f"hold values outside [0, {NUM_CELL_CLASSES}) and {IGNORE_INDEX}")
+        _raise_for("cell_labels", malformed,
+                   f"are not one grid layout: colours filling a box of at most {max_grid_size} x {max_grid_size} "
+                   f"cells, a one-cell frame of class {BORDER_CLASS} around it inside the token grid, "
+                   f"{BACKGROUND_CLASS} elsewhere")
     grids = _read_box(cell_labels, top.clamp(min=0), left.clamp(min=0), height, width, max_grid_size)
     return torch.where(has_grid[:, None, None], grids, torch.full_like(grids, IGNORE_INDEX)), has_grid
 

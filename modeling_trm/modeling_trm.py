@@ -181,7 +181,7 @@ class TRMModel(TRMPreTrainedModel):
             if ids is None:
                 continue
             _check_id_tensor(name, ids, (batch,))
-            if ids.min() < 0 or ids.max() >= upper:
+            if ((ids < 0) | (ids >= upper)).any():  # one host sync; the message's min / max only on failure
                 raise ValueError(f"{name} must lie in [0, {upper}), got values in [{ids.min()}, {ids.max()}]")
         if decoder_input_ids is not None:
             _check_id_tensor("decoder_input_ids", decoder_input_ids, (batch, decoder_input_ids.shape[-1]))

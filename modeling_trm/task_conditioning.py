@@ -58,7 +58,7 @@ def check_augmentation_ids(augmentation_ids, batch: int) -> None:
     if tuple(augmentation_ids.shape) != expected:
         raise ValueError(f"augmentation_ids must have shape {expected}, got {tuple(augmentation_ids.shape)}")
     dihedral = augmentation_ids[:, 0]
-    if dihedral.min() < 0 or dihedral.max() >= NUM_DIHEDRAL_TRANSFORMS:
+    if ((dihedral < 0) | (dihedral >= NUM_DIHEDRAL_TRANSFORMS)).any():
         raise ValueError(f"augmentation_ids[:, 0] (the dihedral transform) must lie in 0..7, got "
                          f"{dihedral.min().item()}..{dihedral.max().item()}")
     colours = augmentation_ids[:, 1:].sort(dim=1).values

@@ -116,7 +116,7 @@ class TRMImageProcessor(BaseImageProcessor):
                 f"cell_labels must have shape (batch, T, T) with T <= {self.tokens_per_side} (a cropped cell canvas "
                 f"is smaller), got {tuple(cell_labels.shape)}"
             )
-        if cell_labels.numel() and (cell_labels.min() < 0 or cell_labels.max() >= NUM_CELL_CLASSES):
+        if cell_labels.numel() and ((cell_labels < 0) | (cell_labels >= NUM_CELL_CLASSES)).any():
             raise ValueError(f"cell_labels must lie in [0, {NUM_CELL_CLASSES}) to be drawn")
         palette = torch.from_numpy(self.normalize_canvas(EXTENDED_PALETTE[None]))[:, 0].T  # [12, 3], normalised
         pixels = palette.to(cell_labels.device)[cell_labels.long()].permute(0, 3, 1, 2)  # [B, 3, T, T]

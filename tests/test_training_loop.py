@@ -147,3 +147,50 @@ def test_cropped_canvases_stop_recompiling_after_the_second_size():
             run_sides(model, [14, 32, 7])
     finally:
         torch._dynamo.reset()
+
+
+# ------------------------------------------------------------------ host reads per step (GPU syncs)
+def test_an_arc_recipe_step_reads_the_device_a_bounded_number_of_times(tmp_path, monkeypatch):
+    """Every read of a tensor's value on the host (`bool()`, `.item()`, `int()`, `.tolist()`) is a GPU sync. A
+    per-parameter gradient check once made ~144 of them a step and left an H200 idle half the time; the recipe's
+    step of `arc-tiny` now makes 14 (input checks, the halting check at each of its 2 supervision steps, the NaN
+    guard's two); the bound leaves room for 2 more. Counted on the CPU, which reads the same values."""
+    import json
+
+    from transformers import TrainerCallback
+
+    from vision_trm.train_scripts import run_multimodal
+
+    training = [{"id": f"train{i}", "train": [{"input": [[i % 10, 1]], "output": [[1, i % 10]]}] * 2,
+                 "test": [{"input": [[2, 3]], "output": [[3, 2]]}]} for i in range(3)]
+    evaluation = [{"id": "eval0", "train": [{"input": [[4, 5]], "output": [[5, 4]]}],
+                   "test": [{"input": [[6, 7]], "output": [[7, 6]]}]}]
+    monkeypatch.setattr(run_multimodal, "load_arc_tasks", lambda version: (training, evaluation))
+    reads, counting = [0], [False]
+    for name in ("__bool__", "item", "__int__", "__float__", "tolist", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads[0] += counting[0]
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    class CountSteps(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            counting[0] = state.global_step >= 2
+
+        def on_step_end(self, args, state, control, **kwargs):
+            counting[0] = False
+
+    class CountingTrainer(run_multimodal.TRMTrainer):
+        def __init__(self, *args, callbacks=None, **kwargs):
+            super().__init__(*args, callbacks=list(callbacks or []) + [CountSteps()], **kwargs)
+
+    monkeypatch.setattr(run_multimodal, "TRMTrainer", CountingTrainer)
+    run_multimodal.main(["--recipe", "arc", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "2",
+                         "--max_steps", "6", "--save_steps", "100", "--logging_steps", "100", "--max_train_minutes",
+                         "0", "--use_cpu", "True", "--skip_final_eval", "True",
+                         "--config_overrides", json.dumps({"hidden_size": 16, "num_attention_heads": 2})])
+    per_step = reads[0] / 4
+    assert 0 < per_step <= 16, f"{per_step} host reads of tensor values per training step"

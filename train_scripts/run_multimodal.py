@@ -219,6 +219,9 @@ DEFAULT_TRAINING = {
     "seed": "42",
     "remove_unused_columns": "False",
     "disable_tqdm": "False",
+    # TRMTrainer's NaN guard stops on a non-finite loss; the Trainer's own filter would only read the loss on the
+    # host twice a step (two GPU syncs) to average it away.
+    "logging_nan_inf_filter": "False",
 }
 
 
