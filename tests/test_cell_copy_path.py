@@ -10,8 +10,9 @@ from vision_trm.processing import TRMProcessor
 
 
 def config_with_path(**overrides):
+    overrides = {"cell_copy_path": True, **overrides}
     return TRMConfig.from_preset("tiny", heads=["grid"], grid_head_type="cells", cells_per_token=4, hidden_size=32,
-                                 num_attention_heads=2, cell_copy_path=True, **overrides)
+                                 num_attention_heads=2, **overrides)
 
 
 def random_grids(count, generator):
@@ -78,3 +79,22 @@ def test_the_path_needs_the_cell_head():
         TRMConfig.from_preset("tiny", cell_copy_path=True)
     with pytest.raises(ValueError, match="cell_copy_path must be True or False"):
         TRMConfig.from_preset("arc-tiny", cell_copy_path="yes")
+
+
+def test_a_run_continued_with_the_path_added_starts_from_the_same_function(tmp_path):
+    """`--model_name_or_path <run> --config_overrides '{"cell_copy_path": true}'` (continuing the GPU main run):
+    the overrides apply to the loaded config (they used to be dropped in silence), the new path starts at zero."""
+    from vision_trm.train_scripts.run_multimodal import ModelArguments, build_model
+
+    saved = TRMForMultitaskReasoning(config_with_path(cell_copy_path=False, num_task_ids=3))
+    saved.save_pretrained(tmp_path)
+    batch = TRMProcessor.from_config(saved.config)([[[1, 2], [3, 4]]])
+    model, _ = build_model(ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"cell_copy_path": true}'),
+                           num_task_ids=3)
+    assert model.trm.cell_copy_path is not None
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(**batch).cell_logits, saved.eval()(**batch).cell_logits, atol=1e-5)
+    with pytest.raises(ValueError, match=r"fields TRMConfig does not have: \['cell_copy_pth'\]"):
+        build_model(ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"cell_copy_pth": true}'), 3)
+    with pytest.raises(ValueError, match="cell_copy_path must be True or False"):
+        build_model(ModelArguments(model_name_or_path=str(tmp_path), config_overrides='{"cell_copy_path": 1}'), 3)

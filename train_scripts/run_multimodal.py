@@ -277,16 +277,28 @@ def describe_hardware() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
+def loaded_config(name_or_path: str, overrides: dict) -> TRMConfig:
+    """The saved config of a model to continue from, with `--config_overrides` applied and validated as a new config
+    is. A field added this way that brings new weights (e.g. `cell_copy_path`, zero at initialisation) starts fresh;
+    one that changes a saved weight's shape fails to load, naming it."""
+    config = TRMConfig.from_pretrained(name_or_path)
+    unknown = sorted(name for name in overrides if not hasattr(config, name))
+    if unknown:
+        raise ValueError(f"--config_overrides names fields TRMConfig does not have: {unknown}")
+    return TRMConfig(**{**config.to_dict(), **overrides}) if overrides else config
+
+
 def build_model(model_args: ModelArguments, num_task_ids: int):
     """The model `Trainer` trains (`TRMForMultitaskReasoning`), new from a preset or loaded from a folder."""
     preset = model_args.preset
+    overrides = parse_config_overrides(model_args.config_overrides) if model_args.config_overrides else {}
     if model_args.model_name_or_path:
-        model = TRMForMultitaskReasoning.from_pretrained(model_args.model_name_or_path)
+        model = TRMForMultitaskReasoning.from_pretrained(model_args.model_name_or_path,
+                                                         config=loaded_config(model_args.model_name_or_path, overrides))
         if model.config.num_task_ids < num_task_ids:
             raise ValueError(f"{model_args.model_name_or_path} has {model.config.num_task_ids} task ids; the data "
                              f"needs {num_task_ids}")
     else:
-        overrides = parse_config_overrides(model_args.config_overrides) if model_args.config_overrides else {}
         # The classification head is trained on Fashion-MNIST: name its classes (the Space and pipelines show them).
         overrides.setdefault("id2label", dict(enumerate(FASHION_MNIST_CLASSES)))
         config = TRMConfig.from_preset(preset, num_task_ids=num_task_ids, **overrides)
