@@ -377,3 +377,19 @@ def test_space_refuses_a_fractional_step_count(space_app):
         app.solve_arc("", json.dumps(recolour_task(0)), 2.5, 5, 8, progress=lambda *a, **k: None)
     with pytest.raises(app.gr.Error, match="time bound must lie in"):
         app.solve_arc("", json.dumps(recolour_task(0)), 2, 0, 8, progress=lambda *a, **k: None)
+
+
+def test_the_size_breakdown_sets_attempt_one_beside_copying():
+    from vision_trm.train_scripts.evaluate_arc import size_breakdown
+
+    tasks = [{"id": "kept", "test": [{"input": [[1, 2], [3, 4]], "output": [[1, 2], [3, 9]]},   # copy: 3 of 4 cells
+                                     {"input": [[5]], "output": [[6]]}]},                      # answered too big
+             {"id": "changed", "test": [{"input": [[1, 2]], "output": [[1], [2]]},
+                                        {"input": [[7, 7]], "output": [[7]]}]}]
+    per_task = {"kept": {"test_inputs": [{"attempts": [[[1, 2], [3, 9]], [[0, 0], [0, 0]]]},
+                                         {"attempts": [[[6, 6]]]}]},
+                "changed": {"test_inputs": [{"attempts": [[[1], [2]]]}, {"attempts": [[[7, 7]]]}]}}
+    assert size_breakdown(tasks, per_task) == {
+        "kept_size_inputs": 2, "changed_size_inputs": 2, "kept_size_right": 1, "changed_size_right": 1,
+        "kept_size_cells_right": 1.0, "kept_size_cells_right_by_copying": 0.75,
+    }

@@ -152,7 +152,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
         per_task[task["id"]] = {"task_id": task_id, "pass@1": all(t["correct"][:1] == [True] for t in test_inputs),
                                 "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
                                 "ttt": fitting.get(task["id"])}
-    summary = {**score(tasks, per_task), "num_views": num_views, "ttt_steps": ttt_steps,
+    summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
+               "num_views": num_views, "ttt_steps": ttt_steps,
                "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
 
@@ -167,6 +168,35 @@ def score(tasks, per_task) -> dict:
                        references=json.dumps(np.asarray(pair["output"]).tolist()))
             names.append(task["id"])
     return metric.compute(task_ids=names)
+
+
+def size_breakdown(tasks, per_task) -> dict:
+    """Where attempt 1 stands against copying the input, split by whether the answer keeps the input's size.
+
+    `kept` / `changed`: the test inputs whose output has / does not have the input's size, and on how many attempt 1
+    has the right size. On the kept-size inputs answered at that size, the share of cells attempt 1 gets right beside
+    the share the input itself gets right (copy-the-input's): a model at copy's level there has learned the frame
+    but no edit.
+    """
+    counts = {"kept": [0, 0], "changed": [0, 0]}
+    cells = model_right = copy_right = 0
+    for task in tasks:
+        for report, pair in zip(per_task[task["id"]]["test_inputs"], task["test"]):
+            given, expected = np.asarray(pair["input"]), np.asarray(pair["output"])
+            attempt = np.asarray(report["attempts"][0]) if report["attempts"] else np.zeros((0, 0))
+            group = counts["kept" if given.shape == expected.shape else "changed"]
+            group[0] += 1
+            group[1] += attempt.shape == expected.shape
+            if given.shape == expected.shape == attempt.shape:
+                cells += expected.size
+                model_right += int((attempt == expected).sum())
+                copy_right += int((given == expected).sum())
+    return {
+        **{f"{name}_size_inputs": total for name, (total, _) in counts.items()},
+        **{f"{name}_size_right": right for name, (_, right) in counts.items()},
+        "kept_size_cells_right": model_right / cells if cells else None,
+        "kept_size_cells_right_by_copying": copy_right / cells if cells else None,
+    }
 
 
 def positive_int(text: str) -> int:
@@ -251,6 +281,12 @@ def main(argv=None):
     print(f"ARC-AGI-{args.arc_version} {args.split} tasks' test inputs, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
           f"inputs, {args.num_views} views{ttt}: pass@1 {summary['pass@1']:.2%}, pass@2 {summary['pass@2']:.2%}, "
           f"per-cell {summary['per_cell_accuracy']:.2%} (attempts in {output})")
+    sizes = summary["by_output_size"]
+    kept = (f"; there, {sizes['kept_size_cells_right']:.1%} of cells at the right size against copy's "
+            f"{sizes['kept_size_cells_right_by_copying']:.1%}" if sizes["kept_size_cells_right"] is not None else "")
+    print(f"attempt 1 has the right size on {sizes['kept_size_right']} of {sizes['kept_size_inputs']} inputs whose "
+          f"answer keeps the input's size{kept}; on {sizes['changed_size_right']} of {sizes['changed_size_inputs']} "
+          "whose size changes")
     return summary
 
 

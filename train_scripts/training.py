@@ -297,16 +297,17 @@ class FitScheduleToTimeCallback(TrainerCallback):
         self.start = self.mark = self.mark_step = None
 
     @staticmethod
-    def _lambdas(lr_scheduler) -> list:
+    def _refittable(lr_scheduler):
+        """The `LambdaLR` under `lr_scheduler`, or a ValueError if its length cannot be refitted."""
         scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's AcceleratedScheduler wraps it
         lambdas = getattr(scheduler, "lr_lambdas", None)
         if not lambdas or not all(isinstance(f, partial) and "num_training_steps" in f.keywords for f in lambdas):
             raise ValueError(f"cannot fit {type(scheduler).__name__} to a time budget: it needs one of the Trainer's "
                              "warm-up schedules (a LambdaLR over functools.partial(..., num_training_steps=...))")
-        return lambdas
+        return scheduler
 
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
-        self._lambdas(lr_scheduler)  # fail before the first step, not after compilation
+        self._refittable(lr_scheduler)  # fail before the first step, not after compilation
         self.start, self.mark, self.mark_step = self.clock(), None, None
 
     def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
@@ -321,9 +322,9 @@ class FitScheduleToTimeCallback(TrainerCallback):
         steps_left = max(0.0, self.seconds - (now - self.start)) / seconds_per_step
         total = min(args.max_steps, max(step + 1, round((step + steps_left) / self.fraction)))
         state.max_steps = total
-        scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
+        scheduler = self._refittable(lr_scheduler)
         scheduler.lr_lambdas = [partial(f.func, *f.args, **{**f.keywords, "num_training_steps": total})
-                                for f in self._lambdas(lr_scheduler)]
+                                for f in scheduler.lr_lambdas]
         return control
 
 
