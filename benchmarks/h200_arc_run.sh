@@ -34,10 +34,14 @@ elif [ -n "${INIT:-}" ]; then
 fi
 [ -z "${OVERRIDES:-}" ] || ARGS+=(--config_overrides "$OVERRIDES")
 [ -z "${FIT:-}" ] || ARGS+=(--schedule_fraction_at_time_cap "$FIT")
+[ -z "${PAIRS:-}" ] || ARGS+=(--arc_training_pairs "$PAIRS")   # PAIRS=evaluation_demos: the joint TTT phase
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/log.txt"
 python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt"
-python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
-  --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+# The weights and the run folder come back first, so a call cut short during the 32-view evaluation keeps them.
 cp "$RUN"/*.safetensors "$OUT/"
 tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
+python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
+  --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+# Now with the evaluation; packed aside first, so a cut here leaves the earlier archive whole.
+tar czf /tmp/run.tar.gz -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' . && mv -f /tmp/run.tar.gz "$OUT/"
 ls -la "$OUT"

@@ -48,13 +48,16 @@ class CellHead(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ decoding
 @torch.no_grad()
-def decode_cell_logits(cell_logits: torch.Tensor, max_grid_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_cell_logits(cell_logits: torch.Tensor, max_grid_size: int,
+                       sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The one decoding of cell logits `[..., T, T, 12]` into grids.
 
     Every box (frame corner top, left; interior height h, width w in 1..`max_grid_size`; frame inside the token
     grid) is scored by the per-token log-probabilities it implies: inside, each token's best colour; on the one-cell
     frame, the border class; outside, the background class. The argmax box is exact: all box sums at once as two
     matrix products with range-indicator matrices, in float64 (no search heuristic, no TF32 / bf16 rounding).
+    `sizes` `[..., 2]` long (optional): a known output size (h, w) per sample, for which only boxes of that size
+    compete (the best position); (0, 0), or a size whose frame does not fit the token grid, leaves the sample free.
     Returns `grids` `[..., G, G]` long (the box's best colours, top-left aligned, `IGNORE_INDEX` outside h x w: the
     `grid_labels` padding) and `boxes` `[..., 4]` long (top, left, h, w; the frame's corner, in cells).
     """
@@ -65,10 +68,17 @@ def decode_cell_logits(cell_logits: torch.Tensor, max_grid_size: int) -> tuple[t
         raise ValueError(f"a {side} x {side} token grid cannot hold a grid and its frame")
     lead = cell_logits.shape[:-3]
     flat = cell_logits.reshape(-1, side, side, NUM_CELL_CLASSES)
-    starts, sizes = _box_ranges(side, max_grid_size, flat.device)
+    if sizes is None:
+        wanted = torch.zeros(flat.shape[0], 2, dtype=torch.long, device=flat.device)
+    elif tuple(sizes.shape) != (*lead, 2):
+        raise ValueError(f"sizes must have shape {(*lead, 2)} (one (h, w) per sample), got {tuple(sizes.shape)}")
+    else:
+        wanted = sizes.reshape(-1, 2).to(device=flat.device, dtype=torch.long)
+    starts, box_sizes = _box_ranges(side, max_grid_size, flat.device)
     chunk = max(1, _DECODE_CHUNK_SCORES // starts.numel() ** 2)
     with torch.autocast(device_type=flat.device.type, enabled=False):
-        decoded = [_decode_chunk(part, starts, sizes, max_grid_size) for part in flat.split(chunk)]
+        decoded = [_decode_chunk(part, starts, box_sizes, max_grid_size, part_sizes)
+                   for part, part_sizes in zip(flat.split(chunk), wanted.split(chunk))]
     grids = torch.cat([grid for grid, _ in decoded]).view(*lead, max_grid_size, max_grid_size)
     boxes = torch.cat([box for _, box in decoded]).view(*lead, 4)
     return grids, boxes
@@ -83,7 +93,7 @@ def _box_ranges(side: int, max_grid_size: int, device) -> tuple[torch.Tensor, to
     return start[fits], size[fits]
 
 
-def _decode_chunk(cell_logits, starts, sizes, pad_to: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_chunk(cell_logits, starts, sizes, pad_to: int, wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     log_probs = cell_logits.double().log_softmax(-1)
     best, colours = log_probs[..., :NUM_COLORS].max(-1)
     border, background = log_probs[..., BORDER_CLASS], log_probs[..., BACKGROUND_CLASS]
@@ -95,6 +105,10 @@ def _decode_chunk(cell_logits, starts, sizes, pad_to: int) -> tuple[torch.Tensor
     # sum over rows in range a and columns in range b of M = (R M C^T)[a, b], for both maps in one product.
     column_sums = torch.cat([(border - background) @ in_frame.T, (best - border) @ in_interior.T], dim=1)  # [N, 2T, K]
     scores = torch.cat([in_frame, in_interior], dim=1) @ column_sums  # [N, K (rows), K (columns)]
+    # A known size keeps only its boxes; where none of that size fits the grid, the sample stays free.
+    of_size = (sizes[None, :, None] == wanted[:, None, None, 0]) & (sizes[None, None, :] == wanted[:, None, None, 1])
+    constrained = (wanted > 0).all(1) & of_size.flatten(1).any(1)
+    scores = scores.masked_fill(constrained[:, None, None] & ~of_size, float("-inf"))
     row_pair, col_pair = torch.unravel_index(scores.flatten(1).argmax(1), scores.shape[1:])
     top, height, left, width = starts[row_pair], sizes[row_pair], starts[col_pair], sizes[col_pair]
     return _read_box(colours, top, left, height, width, pad_to), torch.stack([top, left, height, width], dim=1)

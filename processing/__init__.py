@@ -29,6 +29,7 @@ from .grids import (
     validate_grid,
 )
 from .image_processing_trm import TRMImageProcessor
+from .output_size import output_size_from_demonstrations
 from .photos import array_to_float_rgb, photo_to_chw, pil_to_float_rgb
 from .processing_trm import TRMProcessor, is_grid_like, validate_task
 from .text_rendering import TextRenderer

@@ -30,9 +30,10 @@ try:  # the installed package registers its Auto classes, which the demo checkpo
     # MODEL_ID runs on the checkpoint's own remote code and needs only transformers
     import vision_trm.modeling_trm  # noqa: F401
     import vision_trm.processing  # noqa: F401
+    from vision_trm.train_scripts.arc_voting import demonstrated_output_sizes
     from vision_trm.train_scripts.test_time_training import solve_arc_task
 except ImportError:
-    vision_trm = solve_arc_task = None
+    vision_trm = solve_arc_task = demonstrated_output_sizes = None
 
 try:  # the Image -> code tab's safe parsers and PIL renderers (in the package, not in a Hub model's code)
     from vision_trm.train_scripts.image_to_code import KINDS as CODE_KINDS
@@ -263,14 +264,17 @@ def trained_row(model, processor, name) -> int | None:
     return task_id if 0 < task_id < model.config.num_task_ids else None
 
 
-def solve_with_ttt(model, processor, task: dict, steps: int, max_seconds: float, num_views: int, progress=None):
+def solve_with_ttt(model, processor, task: dict, steps: int, max_seconds: float, num_views: int, progress=None,
+                   size_from_demonstrations: bool = True):
     """`solve_arc_task` on the task: a fresh task embedding (or the task's trained row) fitted to its demonstrations
-    for up to `steps` steps within `max_seconds`, then a vote over `num_views` views per test input."""
+    for up to `steps` steps within `max_seconds`, then a vote over `num_views` views per test input, each answer at
+    the size the demonstrations agree on when they do (`size_from_demonstrations`)."""
     if solve_arc_task is None:
         raise gr.Error("Test-time training needs the vision_trm package installed (pip install -e .).")
     start = trained_row(model, processor, processor.validate_task(task)["task_id"])
     return solve_arc_task(model, processor, task, steps=steps, num_views=num_views, max_seconds=max_seconds,
-                          progress=progress, start_from_task_id=start)
+                          progress=progress, start_from_task_id=start,
+                          size_from_demonstrations=size_from_demonstrations)
 
 
 def describe_ttt(result, max_seconds: float) -> str:
@@ -309,7 +313,8 @@ def attempts_gallery(draw, checked: dict, result) -> list[tuple[np.ndarray, str]
 
 
 @shows_errors
-def solve_arc(task_name, task_json, steps, max_seconds, num_views, progress=gr.Progress()):
+def solve_arc(task_name, task_json, steps, max_seconds, num_views, size_from_demonstrations=True,
+              progress=gr.Progress()):
     """The page's "Solve with test-time training": status, the attempts beside the test inputs, details."""
     task, checked = read_task(task_name, task_json)
     steps, num_views = whole_number(steps, "Steps"), whole_number(num_views, "Views")
@@ -317,9 +322,14 @@ def solve_arc(task_name, task_json, steps, max_seconds, num_views, progress=gr.P
         raise gr.Error(f"The time bound must lie in (0, {MAX_TTT_SECONDS}] seconds, got {max_seconds!r}.")
     max_seconds = float(max_seconds)
     result = solve_with_ttt(MODEL, PROCESSOR, task, steps, max_seconds, num_views,
-                            progress=lambda fraction, message: progress(fraction, desc=message))
+                            progress=lambda fraction, message: progress(fraction, desc=message),
+                            size_from_demonstrations=bool(size_from_demonstrations))
     name = checked["task_id"] or "uploaded"
     status = f"Task **{name}**. " + describe_ttt(result, max_seconds)
+    if size_from_demonstrations:
+        sizes = [f"{h} x {w}" if (h, w) != (0, 0) else "free" for h, w in
+                 (size or (0, 0) for size in demonstrated_output_sizes(task))]
+        status += f"\n\nAnswer sizes from the demonstrations, per test input: {', '.join(sizes)}."
     return status, attempts_gallery(PROCESSOR.draw_grid, checked, result), {"task": name, **result.to_dict()}
 
 
@@ -504,6 +514,7 @@ def build_demo() -> gr.Blocks:
                     ttt_seconds = gr.Slider(1, MAX_TTT_SECONDS, value=DEFAULT_TTT_SECONDS, step=1,
                                             label="Time bound on the training (s)")
                     ttt_views = gr.Slider(1, MAX_TTT_VIEWS, value=MAX_TTT_VIEWS, step=1, label="Views voted over")
+                    ttt_sizes = gr.Checkbox(value=True, label="Answer at the size the demonstrations agree on")
                     solve_button = gr.Button("Solve with test-time training")
             with gr.Column(scale=3):
                 arc_status = gr.Markdown(elem_id="arc-status")
@@ -527,7 +538,7 @@ def build_demo() -> gr.Blocks:
         task_file.upload(read_task_file, task_file, task_json, **private).success(run_arc, arc_inputs, arc_outputs,
                                                                                   **private)
         demo.load(run_arc, arc_inputs, arc_outputs, **private)
-        solve_button.click(solve_arc, [task_name, task_json, ttt_steps, ttt_seconds, ttt_views],
+        solve_button.click(solve_arc, [task_name, task_json, ttt_steps, ttt_seconds, ttt_views, ttt_sizes],
                            [ttt_status, ttt_attempts, ttt_details], api_name="solve_arc")
 
         with gr.Tab("Image"), gr.Row():

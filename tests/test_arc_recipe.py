@@ -239,3 +239,28 @@ def test_residual_fusion_starts_without_the_tower_and_learns_to_use_it():
 def test_tower_image_size_must_not_shrink_the_canvas():
     with pytest.raises(ValueError, match="pretrained_tower_image_size"):
         TRMConfig.from_preset("arc-tower", pretrained_tower_image_size=32)
+
+
+def test_evaluation_demos_phase_trains_on_those_demonstrations_alone():
+    from vision_trm.train_scripts.data_arc import arc_protocol_split, select_training_pairs
+
+    def task(name, demos, tests):
+        pair = {"input": [[1]], "output": [[2]]}
+        return {"id": name, "train": [pair] * demos, "test": [pair] * tests}
+
+    pairs, heldout = arc_protocol_split([task("t1", 3, 1), task("t2", 2, 1)], [task("e1", 4, 2), task("e2", 1, 1)])
+    assert len(select_training_pairs(pairs, "all")) == 3 + 1 + 2 + 1 + 4 + 1
+    demos = select_training_pairs(pairs, "evaluation_demos")
+    assert [p["task_name"] for p in demos] == ["e1"] * 4 + ["e2"]   # demonstrations only, never a test input
+    assert len(heldout) == 3
+    with pytest.raises(ValueError, match="training pairs must be one of"):
+        select_training_pairs(pairs, "evaluation")
+    with pytest.raises(ValueError, match="no evaluation demonstrations"):
+        select_training_pairs([p for p in pairs if p["source"] == "training"], "evaluation_demos")
+
+
+def test_arc_training_pairs_flag_is_validated():
+    from vision_trm.train_scripts.run_multimodal import RecipeArguments
+
+    with pytest.raises(ValueError, match="--arc_training_pairs must be one of"):
+        RecipeArguments(recipe="arc", arc_training_pairs="demos")

@@ -358,6 +358,8 @@ def test_space_solves_a_pasted_task_within_its_time_bound(space_app):
     assert f"of 1000 steps in {details['fit_seconds']:.1f} s** (stopped at the time bound of 1 s" in status
     assert "Voting over 8 views" in status and elapsed < 1 + 5
     assert details["correct"] is None  # one test input has no expected output
+    assert "Answer sizes from the demonstrations, per test input: 5 x 4, 2 x 2." in status  # recolouring keeps sizes
+    assert [np.asarray(a[0]).shape for a in details["attempts"]] == [(5, 4), (2, 2)]
     draw = app.PROCESSOR.draw_grid
     assert [caption for _, caption in gallery] == [
         f"test input 0 → attempt 1 ({details['votes'][0][0]} votes)" + "".join(
@@ -393,3 +395,73 @@ def test_the_size_breakdown_sets_attempt_one_beside_copying():
         "kept_size_inputs": 2, "changed_size_inputs": 2, "kept_size_right": 1, "changed_size_right": 1,
         "kept_size_cells_right": 1.0, "kept_size_cells_right_by_copying": 0.75,
     }
+
+
+def test_answers_take_the_size_the_demonstrations_agree_on_when_asked(copy_model):
+    """The copy model answers a 5 x 4 input with a 5 x 4 grid; told the demonstrations' fixed 2 x 3 size, every
+    attempt, voted over views that transpose the grid and views that do not, is 2 x 3, and so is test-time training's."""
+    model, processor = copy_model
+    rng = np.random.default_rng(5)
+    demos = [{"input": random_grid(rng, 4, 4), "output": random_grid(rng, 2, 3)},
+             {"input": random_grid(rng, 6, 5), "output": random_grid(rng, 2, 3)}]
+    task = {"id": "fixed-size", "train": demos, "test": [{"input": random_grid(rng, 5, 4), "output": [[0] * 3] * 2}]}
+    _, free = evaluate_arc_tasks(model, processor, [task], num_views=8, show_progress=False)
+    _, held = evaluate_arc_tasks(model, processor, [task], num_views=8, show_progress=False,
+                                 size_from_demonstrations=True)
+    assert np.asarray(free["fixed-size"]["test_inputs"][0]["attempts"][0]).shape == (5, 4)
+    assert {np.asarray(a).shape for a in held["fixed-size"]["test_inputs"][0]["attempts"]} == {(2, 3)}
+    solved = solve_arc_task(model, processor, task, steps=1, num_views=8, size_from_demonstrations=True)
+    assert {np.asarray(a).shape for a in solved.attempts[0]} == {(2, 3)}
+
+
+def test_evaluate_arc_cli_scores_the_evaluation_demonstrations_on_request(copy_model, tmp_path, monkeypatch):
+    """`--split evaluation_demonstrations` asks each evaluation task's demonstrations back, under its own id."""
+    model, processor = copy_model
+    model.trm.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    evaluation = [recolour_task(1, pairs=3), recolour_task(2, pairs=2)]
+    monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: ([recolour_task(0)], evaluation))
+    summary = evaluate_arc.main(["--model_name_or_path", str(tmp_path / "model"), "--num_views", "1", "--device",
+                                 "cpu", "--split", "evaluation_demonstrations", "--output_json", str(tmp_path / "d.json")])
+    assert (summary["num_tasks"], summary["num_test_inputs"]) == (2, 5)
+    scored = json.loads((tmp_path / "d.json").read_text())["tasks"]["recolour-2"]["test_inputs"]
+    assert [np.asarray(t["attempts"][0]).shape for t in scored] == [np.asarray(p["input"]).shape
+                                                                   for p in evaluation[1]["train"]]
+
+
+def test_the_main_jobs_arc_table_scores_answers_at_the_demonstrated_size(copy_model, monkeypatch):
+    """`evaluate_arc_heldout` adds the decoding at the demonstrations' size when the rows carry it (a row without a
+    size scores as the model does), and leaves it out when they do not."""
+    import datasets
+
+    from vision_trm.train_scripts import evaluation
+    from vision_trm.train_scripts.collator import MultimodalCollator
+
+    answers = []   # (attempts, reference) in the order the metrics see them: model, copy, majority, at size per row
+    real_load_metric = evaluation.load_metric
+
+    def recording_metric(name):
+        metric = real_load_metric(name)
+        add = metric.add
+        metric.add = lambda predictions, references: (answers.append(json.loads(predictions)[0]),
+                                                      add(predictions=predictions, references=references))
+        return metric
+
+    monkeypatch.setattr(evaluation, "load_metric", recording_metric)
+    model, processor = copy_model
+    rng = np.random.default_rng(8)
+    copy_grid, given = random_grid(rng, 3, 3), random_grid(rng, 5, 4)
+    rows = [{"modality": MODALITY_GRID, "task_id": 1, "input_grid": copy_grid, "output_grid": copy_grid,
+             "output_size": [], "source": "arc-eval:copy:0"},
+            {"modality": MODALITY_GRID, "task_id": 1, "input_grid": given, "output_grid": [r[:3] for r in given[:2]],
+             "output_size": [2, 3], "source": "arc-eval:crop:0"}]
+    results = evaluation.evaluate_arc_heldout(model, MultimodalCollator(processor), datasets.Dataset.from_list(rows))
+    (free_a, _, _, held_a), (free_b, _, _, held_b) = answers[:4], answers[4:]
+    assert free_a == held_a == copy_grid                              # no size: the model's own answer
+    assert np.asarray(free_b).shape == (5, 4) and np.asarray(held_b).shape == (2, 3)
+    assert results["model"]["exact_match"] == 0.5 and "model_size_from_demonstrations" in results
+    assert "answers at the size the demonstrations agree on |" in evaluation.format_table({"arc": results})
+    answers.clear()
+    without = evaluation.evaluate_arc_heldout(model, MultimodalCollator(processor), datasets.Dataset.from_list(
+        [{k: v for k, v in r.items() if k != "output_size"} for r in rows]))
+    assert "model_size_from_demonstrations" not in without and len(answers) == 6

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from vision_trm.configuration.conventions import NUM_DIHEDRAL_TRANSFORMS
-from vision_trm.processing import task_canvas_cells, transforms
+from vision_trm.modeling_trm.cell_head import decode_cell_logits
+from vision_trm.processing import output_size_from_demonstrations, task_canvas_cells, transforms
 
 
 @dataclass
@@ -67,10 +68,39 @@ def task_canvas(model, processor, task: dict) -> int | None:
     return task_canvas_cells(task, processor.image_processor.tokens_per_side)
 
 
+def demonstrated_output_sizes(task: dict, use: bool = True) -> list[tuple[int, int] | None]:
+    """Per test input of `task`, the output size its demonstrations agree on (`output_size_from_demonstrations`), or
+    None; all None when `use` is False or the task shows no demonstrations."""
+    if not use or not task.get("train"):
+        return [None] * len(task["test"])
+    return [output_size_from_demonstrations(task["train"], pair["input"]) for pair in task["test"]]
+
+
+def size_in_view(size: tuple[int, int] | None, dihedral: int) -> tuple[int, int] | None:
+    """An output size in the task's frame -> the same output's size in a dihedral view (transposing views swap it)."""
+    if size is None:
+        return None
+    return tuple(transforms.dihedral_transform(np.zeros(size, dtype=np.int64), dihedral).shape)
+
+
+def decode_at_known_sizes(model, outputs, sizes: list) -> torch.Tensor:
+    """The batch's `grid_predictions`, decoded again at the known sizes where there are some (`sizes`: per row
+    `(h, w)` or None; `decode_cell_logits(sizes=)`)."""
+    if all(size is None for size in sizes):
+        return outputs.grid_predictions
+    if outputs.cell_logits is None:
+        raise ValueError("decoding at a known output size needs the cell head (grid_head_type='cells')")
+    known = torch.tensor([size or (0, 0) for size in sizes], device=outputs.cell_logits.device)
+    grids, _ = decode_cell_logits(outputs.cell_logits, model.config.max_grid_size, known)
+    return grids
+
+
 @torch.no_grad()
 def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) -> list[tuple[np.ndarray, float]]:
-    """Predictions for `items` = `[(grid, task_id, (dihedral, permutation)[, canvas_cells]), ...]`, several per
-    forward (items of one canvas size share a forward; `canvas_cells` None or absent is the full canvas).
+    """Predictions for `items` = `[(grid, task_id, (dihedral, permutation)[, canvas_cells[, output_size]]), ...]`,
+    several per forward (items of one canvas size share a forward; `canvas_cells` None or absent is the full canvas;
+    `output_size` `(h, w)` in the grid's own frame, e.g. `demonstrated_output_sizes`, holds the decoding to that size,
+    None or absent leaves it free).
 
     Returns, per item, the predicted grid mapped back to the grid's own frame and the halting head's EMIT confidence.
     `on_batch(done, total)` is called after each forward (a progress bar). The model's train / eval mode is left as
@@ -91,7 +121,8 @@ def predict_views(model, processor, items, batch_size: int = 64, on_batch=None) 
         inputs = {name: batch[name].to(device) for name in processor.model_input_names if name in batch}
         outputs = model(**inputs)
         confidence = emit_confidence(outputs).cpu().tolist()
-        answers = processor.post_process_grid(outputs.grid_predictions)
+        sizes = [size_in_view(items[i][4] if len(items[i]) > 4 else None, items[i][2][0]) for i in chunk]
+        answers = processor.post_process_grid(decode_at_known_sizes(model, outputs, sizes))
         for i, answer, score in zip(chunk, answers, confidence):
             dihedral, permutation = items[i][2]
             results[i] = (transforms.inverse_transform_grid(answer, dihedral, permutation), score)
@@ -113,10 +144,15 @@ def vote(predictions) -> list[Candidate]:
 
 
 def predict_test_inputs(model, processor, grids, task_id: int, views, batch_size: int = 64,
-                        on_batch=None, canvas_cells: int | None = None) -> list[list[Candidate]]:
+                        on_batch=None, canvas_cells: int | None = None,
+                        output_sizes: list | None = None) -> list[list[Candidate]]:
     """Voted candidates (best first) for each test input grid of one task, all views of all inputs batched
-    (`canvas_cells`: the task's cropped canvas, `task_canvas`)."""
-    items = [(grid, task_id, view, canvas_cells) for grid in grids for view in views]
+    (`canvas_cells`: the task's cropped canvas, `task_canvas`; `output_sizes`: per grid, a known output size or None,
+    `demonstrated_output_sizes`)."""
+    output_sizes = output_sizes or [None] * len(grids)
+    if len(output_sizes) != len(grids):
+        raise ValueError(f"output_sizes has {len(output_sizes)} entries for {len(grids)} test inputs")
+    items = [(grid, task_id, view, canvas_cells, size) for grid, size in zip(grids, output_sizes) for view in views]
     predictions = predict_views(model, processor, items, batch_size, on_batch)
     return [vote(predictions[i * len(views):(i + 1) * len(views)]) for i in range(len(grids))]
 

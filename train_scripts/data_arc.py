@@ -73,6 +73,23 @@ def arc_protocol_split(training_tasks, evaluation_tasks):
     return train_pairs, heldout
 
 
+
+TRAINING_PAIR_SETS = ("all", "evaluation_demos")
+
+
+def select_training_pairs(train_pairs: list[dict], which: str = "all") -> list[dict]:
+    """The pairs a run trains on: `all` (every training-task pair and every evaluation demonstration), or
+    `evaluation_demos` (the demonstrations of the evaluation tasks alone: a joint test-time-training phase that spends
+    every update on the tasks that will be scored; their test inputs stay unseen either way)."""
+    if which not in TRAINING_PAIR_SETS:
+        raise ValueError(f"training pairs must be one of {TRAINING_PAIR_SETS}, got {which!r}")
+    if which == "all":
+        return list(train_pairs)
+    chosen = [pair for pair in train_pairs if pair["source"] == "evaluation-demo"]
+    if not chosen:
+        raise ValueError("no evaluation demonstrations among the training pairs")
+    return chosen
+
 # ----------------------------------------------------------------------------------------------------------------
 # Augmentations: the 8 dihedral transforms x colour permutations (colour 0 fixed), each with its inverse.
 # The processor's transforms (vision_trm.processing.transforms) are used, so training and inference agree.

@@ -29,13 +29,14 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value, interleave_datasets, load_from_disk
 
 from vision_trm.configuration.conventions import IGNORE_INDEX, MODALITY_GRID, MODALITY_IMAGE, MODALITY_TEXT
+from vision_trm.processing import output_size_from_demonstrations
 
 from .data_arc import arc_protocol_split, arc_rows, build_task_vocabulary, load_arc_tasks
 from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
 from .image_to_code.dataset import image_to_code_rows, with_kind_prompts
 
-_BUILD_VERSION = 1  # bump when the row layout or the split logic changes (invalidates caches)
+_BUILD_VERSION = 2  # bump when the row layout or the split logic changes (invalidates caches)
 
 FEATURES = Features({
     "modality": Value("int8"),
@@ -49,9 +50,12 @@ FEATURES = Features({
     "text": Value("string"),
     "text_target": Value("string"),
     "source": Value("string"),
+    # ARC evaluation rows: the output size the task's demonstrations agree on, [h, w], or [] (no common rule).
+    "output_size": List(Value("int16")),
 })
 _EMPTY = {"task_id": 0, "task_name": "", "input_grid": [], "output_grid": [], "image": b"", "image_shape": [],
-          "label": IGNORE_INDEX, "text": "", "text_target": "", "source": ""}
+          "label": IGNORE_INDEX, "text": "", "text_target": "", "source": "",
+          "output_size": []}
 
 
 @dataclass
@@ -102,7 +106,8 @@ def _arc(spec: CompositeSpec):
     )
     evaluation = _rows_to_dataset(
         ({"input_grid": item["input"], "output_grid": item["output"] or [], "task_name": item["task_name"],
-          "task_id": vocabulary[item["task_name"]], "source": f"arc-eval:{item['task_name']}:{item['test_index']}"}
+          "task_id": vocabulary[item["task_name"]], "source": f"arc-eval:{item['task_name']}:{item['test_index']}",
+          "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ())}
          for item in heldout),
         MODALITY_GRID,
     )

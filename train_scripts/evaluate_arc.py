@@ -40,6 +40,7 @@ from vision_trm.processing import TRMProcessor
 from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
+    demonstrated_output_sizes,
     predict_views,
     task_canvas,
     vote,
@@ -68,10 +69,13 @@ def check_tasks(tasks) -> None:
                                  "(use test_time_training.solve_arc_task to predict without scoring)")
 
 
-def vote_all_tasks(model, processor, tasks, task_ids, views, batch_size: int, show_progress: bool) -> list[list]:
+def vote_all_tasks(model, processor, tasks, task_ids, views, batch_size: int, show_progress: bool,
+                   size_from_demonstrations: bool = False) -> list[list]:
     """Voted candidates per task per test input; the views of several test inputs share each forward."""
-    items = [(pair["input"], task_id, view, task_canvas(model, processor, task))
-             for task, task_id in zip(tasks, task_ids) for pair in task["test"] for view in views]
+    items = [(pair["input"], task_id, view, task_canvas(model, processor, task), size)
+             for task, task_id in zip(tasks, task_ids)
+             for pair, size in zip(task["test"], demonstrated_output_sizes(task, size_from_demonstrations))
+             for view in views]
     with tqdm(total=len(items), desc="ARC views", unit="view", disable=not show_progress) as bar:
         predictions = predict_views(model, processor, items, batch_size,
                                     on_batch=lambda done, total: bar.update(done - bar.n))
@@ -107,7 +111,7 @@ def solve_all_tasks(model, processor, tasks, task_ids, num_views: int, ttt_steps
 def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: int = 0,
                        ttt_max_seconds: float | None = None, batch_size: int = 64, seed: int = 0,
                        task_vocabulary: dict | None = None, show_progress: bool = True,
-                       ttt_kwargs: dict | None = None) -> tuple[dict, dict]:
+                       ttt_kwargs: dict | None = None, size_from_demonstrations: bool = False) -> tuple[dict, dict]:
     """Scores `tasks` (dicts `{"id", "train", "test"}` with test outputs) by voting over `num_views` views.
 
     Args:
@@ -120,6 +124,9 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
         batch_size: rows per forward (views of several test inputs together).
         task_vocabulary: task name -> id (default: the processor's); unknown tasks get id 0.
         ttt_kwargs: further keyword arguments of `solve_arc_task` (`lora_r`, `learning_rate`, ...).
+        size_from_demonstrations: decode each test input's answer at the size its task's demonstrations agree on
+            (`processing.output_size_from_demonstrations`; free where they agree on none), instead of the size the
+            model's own frame gives.
     Returns:
         `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match and per_cell_accuracy (attempt 1) over
         the tasks, their counts, `num_views`, `ttt_steps` and the seconds taken; `per_task` maps each task name to
@@ -136,12 +143,14 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
     model.eval()
     try:
         if ttt_steps:
-            kwargs = {"max_seconds": ttt_max_seconds, "predict_batch_size": batch_size, **(ttt_kwargs or {})}
+            kwargs = {"max_seconds": ttt_max_seconds, "predict_batch_size": batch_size,
+                      "size_from_demonstrations": size_from_demonstrations, **(ttt_kwargs or {})}
             reports, fitting = solve_all_tasks(model, processor, tasks, task_ids, num_views, ttt_steps, show_progress,
                                                seed, kwargs)
         else:
             views = voting_views(num_views, seed)
-            candidates = vote_all_tasks(model, processor, tasks, task_ids, views, batch_size, show_progress)
+            candidates = vote_all_tasks(model, processor, tasks, task_ids, views, batch_size, show_progress,
+                                        size_from_demonstrations)
             reports = [[attempts_report(c, pair["output"]) for c, pair in zip(per_input, task["test"])]
                        for per_input, task in zip(candidates, tasks)]
     finally:
@@ -153,7 +162,7 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
                                 "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
                                 "ttt": fitting.get(task["id"])}
     summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
-               "num_views": num_views, "ttt_steps": ttt_steps,
+               "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
                "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
 
@@ -199,6 +208,21 @@ def size_breakdown(tasks, per_task) -> dict:
     }
 
 
+SPLITS = ("evaluation", "training", "evaluation_demonstrations")
+
+
+def tasks_of_split(training_tasks, evaluation_tasks, split: str) -> list[dict]:
+    """The tasks `--split` scores; `evaluation_demonstrations` asks each evaluation task's demonstrations back as its
+    test inputs (with the task's own id, as the recipe trained them)."""
+    if split == "evaluation":
+        return evaluation_tasks
+    if split == "training":
+        return training_tasks
+    if split == "evaluation_demonstrations":
+        return [{"id": task["id"], "train": task["train"], "test": task["train"]} for task in evaluation_tasks]
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
 def positive_int(text: str) -> int:
     """argparse type for counts: 0 or fewer views / tasks / rows is never a meaningful request, so refuse it."""
     value = _whole_number(text)
@@ -237,9 +261,11 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--arc_version", default="1")
     parser.add_argument("--num_views", type=positive_int, default=32,
                         help="Views voted over (>= 1): the 8 dihedral transforms x colour permutations.")
-    parser.add_argument("--split", choices=("evaluation", "training"), default="evaluation",
+    parser.add_argument("--split", choices=SPLITS, default="evaluation",
                         help="evaluation: the held-out test inputs. training: the training tasks' test pairs, which "
-                             "the ARC recipe trains on, so this measures how well the model fits what it saw.")
+                             "the ARC recipe trains on, so this measures how well the model fits what it saw. "
+                             "evaluation_demonstrations: each evaluation task's demonstrations scored as its test "
+                             "inputs (trained on too: the fit where the held-out answers are asked).")
     parser.add_argument("--max_tasks", type=positive_int, default=None,
                         help="Evaluate only the first N tasks (quick runs); default: all of them.")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="Rows per forward.")
@@ -254,6 +280,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="Rank of LoRA adapters trained with the embedding at test time (0: the embedding alone).")
     parser.add_argument("--ttt_start_from_trained_row", action=argparse.BooleanOptionalAction, default=True,
                         help="A task with a trained id starts test-time training from its row.")
+    parser.add_argument("--size_from_demonstrations", action=argparse.BooleanOptionalAction, default=False,
+                        help="Decode each answer at the output size its task's demonstrations agree on (kept, "
+                             "fixed or scaled; free where they agree on none) instead of the model's own frame.")
     parser.add_argument("--output_json", default=None, help="Default: <model>/arc_eval_attempts.json")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args(argv)
@@ -268,16 +297,17 @@ def main(argv=None):
     vocabulary = processor.task_vocabulary or build_task_vocabulary(training_tasks, evaluation_tasks)
     if not args.ttt_start_from_trained_row:
         vocabulary = {}
-    tasks = evaluation_tasks if args.split == "evaluation" else training_tasks
+    tasks = tasks_of_split(training_tasks, evaluation_tasks, args.split)
     tasks = tasks if args.max_tasks is None else tasks[: args.max_tasks]
     ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
     summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
                                            args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
-                                           ttt_kwargs=ttt_kwargs)
+                                           ttt_kwargs=ttt_kwargs, size_from_demonstrations=args.size_from_demonstrations)
     summary = {"model": args.model_name_or_path, "arc_version": args.arc_version, "split": args.split, **summary}
     output = Path(args.output_json or Path(args.model_name_or_path) / "arc_eval_attempts.json")
     output.write_text(json.dumps({"summary": summary, "tasks": per_task}, indent=1))
     ttt = f", test-time training {args.ttt_steps} steps" if args.ttt_steps else ""
+    ttt += ", sizes from the demonstrations" if args.size_from_demonstrations else ""
     print(f"ARC-AGI-{args.arc_version} {args.split} tasks' test inputs, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
           f"inputs, {args.num_views} views{ttt}: pass@1 {summary['pass@1']:.2%}, pass@2 {summary['pass@2']:.2%}, "
           f"per-cell {summary['per_cell_accuracy']:.2%} (attempts in {output})")

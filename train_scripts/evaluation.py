@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import evaluate
 import matplotlib
@@ -14,6 +15,7 @@ import torch
 from vision_trm.configuration.conventions import IGNORE_INDEX, MODEL_INPUT_NAMES
 from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
 from vision_trm.processing import TRMProcessor, pad_grid
+from vision_trm.train_scripts.arc_voting import decode_at_known_sizes
 
 matplotlib.use("Agg")  # files only: the scripts run on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -120,22 +122,32 @@ def majority_colour_grid(grid) -> list[list[int]]:
 
 
 def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict:
-    """One forward per held-out test input (no voting; see evaluate_arc.py for the many-view protocol)."""
-    scores = {name: load_metric("arc_exact_match") for name in ("model", "copy_input", "majority_colour")}
+    """One forward per held-out test input (no voting; see evaluate_arc.py for the many-view protocol).
+
+    With the cell head and rows that carry the `output_size` their demonstrations agree on, the same forwards are also
+    scored decoded at that size (`model_size_from_demonstrations`; rows without one keep the model's own frame).
+    """
+    names = ["model", "copy_input", "majority_colour"]
+    with_sizes = "output_size" in dataset.column_names and getattr(model.config, "grid_head_type", None) == "cells"
+    names += ["model_size_from_demonstrations"] if with_sizes else []
+    scores = {name: load_metric("arc_exact_match") for name in names}
     per_step = PerStepAccuracy()
     for rows in _batches(dataset, batch_size):
         # The inputs alone go through the processor: the targets are scored here, never drawn on the canvas (on a
         # cropped cell canvas an answer larger than the task's crop could not be).
         _, outputs = run_model(model, collator, [dict(row, output_grid=None) for row in rows])
         # Per-cell accuracy of each step's answer over the target's cells (a wrong size scores its overlap).
-        targets = torch.stack([torch.from_numpy(pad_grid(row["output_grid"])) for row in rows])[:, None]
+        targets = torch.stack([torch.from_numpy(pad_grid(row["output_grid"], model.config.max_grid_size)) for row in rows])[:, None]
         valid = targets != IGNORE_INDEX
         right = ((outputs.step_grid_predictions.cpu() == targets) & valid).flatten(2).sum(-1)
         per_step.add(right / valid.flatten(2).sum(-1).clamp(min=1))
-        for row, predicted in zip(rows, predicted_grids(outputs)):
+        held = (predicted_grids(SimpleNamespace(grid_predictions=decode_at_known_sizes(
+            model, outputs, [tuple(row["output_size"]) or None for row in rows]))) if with_sizes else [None] * len(rows))
+        for row, predicted, at_size in zip(rows, predicted_grids(outputs), held):
             target = json.dumps(row["output_grid"])
             attempts = {"model": [predicted], "copy_input": [row["input_grid"]],
-                        "majority_colour": [majority_colour_grid(row["input_grid"])]}
+                        "majority_colour": [majority_colour_grid(row["input_grid"])],
+                        "model_size_from_demonstrations": [at_size]}
             for name, metric in scores.items():
                 metric.add(predictions=json.dumps(attempts[name]), references=target)
     task_ids = [r.split(":")[1] for r in dataset["source"]]
@@ -160,6 +172,10 @@ def format_table(results: dict) -> str:
         lines.append(f"| ARC-AGI-1 eval test inputs, per-cell accuracy | {r['model']['per_cell_accuracy']:.1%} | "
                      f"copy-input {r['copy_input']['per_cell_accuracy']:.1%}, majority-colour "
                      f"{r['majority_colour']['per_cell_accuracy']:.1%} |")
+        if "model_size_from_demonstrations" in r:
+            lines.append(f"| ARC-AGI-1 eval test inputs, per-cell accuracy, answers at the size the demonstrations "
+                         f"agree on | {r['model_size_from_demonstrations']['per_cell_accuracy']:.1%} | copy-input "
+                         f"{r['copy_input']['per_cell_accuracy']:.1%} |")
         lines.append(f"| ARC-AGI-1 eval test inputs, exact match | {r['model']['exact_match']:.1%} | "
                      f"copy-input {r['copy_input']['exact_match']:.1%}, majority-colour "
                      f"{r['majority_colour']['exact_match']:.1%} |")

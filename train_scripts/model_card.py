@@ -252,6 +252,21 @@ def rows_from_run_results(results: dict) -> list[dict]:
                     baseline=", ".join(baselines) or None,
                 )
             )
+        at_size = r.get("model_size_from_demonstrations")
+        if isinstance(at_size, dict) and "per_cell_accuracy" in at_size:
+            rows.append(
+                dict(
+                    task_type=task_type,
+                    task_name=task_name,
+                    dataset_name=dataset_name,
+                    dataset_type=dataset_type,
+                    split="evaluation test inputs",
+                    metric_type="per_cell_accuracy",
+                    metric_name="per_cell_accuracy, answers at the size the demonstrations agree on",
+                    value=at_size["per_cell_accuracy"],
+                    baseline=f"copy-input {_pct(r['copy_input']['per_cell_accuracy'])}" if "copy_input" in r else None,
+                )
+            )
     return rows
 
 

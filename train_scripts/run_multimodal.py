@@ -44,10 +44,11 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from vision_trm.configuration import MODALITY_GRID, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
-from vision_trm.processing import TRMProcessor, task_canvas_cells
+from vision_trm.processing import TRMProcessor, output_size_from_demonstrations, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
-from vision_trm.train_scripts.data_arc import arc_protocol_split, build_task_vocabulary, load_arc_tasks
+from vision_trm.train_scripts.data_arc import (TRAINING_PAIR_SETS, arc_protocol_split, build_task_vocabulary,
+                                               load_arc_tasks, select_training_pairs)
 from vision_trm.train_scripts.data_images import FASHION_MNIST_CLASSES
 from vision_trm.train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs
 from vision_trm.train_scripts.evaluation import (
@@ -145,6 +146,10 @@ class RecipeArguments:
     arc_canvas_slack: int = field(default=4, metadata={"help": "With crop_cell_canvas: up to this many random "
                                                                "extra cells per side of a batch's canvas, room for "
                                                                "translation (--recipe arc)."})
+    arc_training_pairs: str = field(default="all", metadata={"help": "all (training-task pairs + evaluation "
+                                                                      "demonstrations) or evaluation_demos (the "
+                                                                      "evaluation demonstrations alone: a joint "
+                                                                      "test-time-training phase; --recipe arc)."})
     schedule_fraction_at_time_cap: float | None = field(
         default=None, metadata={"help": "Fit the learning-rate schedule to --max_train_minutes so that this share of "
                                         "it has run when the time is up (1 = it ends at the cap, for runs compared "
@@ -157,6 +162,9 @@ class RecipeArguments:
         if self.recipe == "arc":
             self.task_embedding_learning_rate = self.task_embedding_learning_rate or 1e-2
             self.ema_decay = 0.999 if self.ema_decay is None else self.ema_decay
+        if self.arc_training_pairs not in TRAINING_PAIR_SETS:
+            raise ValueError(f"--arc_training_pairs must be one of {TRAINING_PAIR_SETS}, got "
+                             f"{self.arc_training_pairs!r}")
         if self.arc_canvas_slack < 0:
             raise ValueError(f"--arc_canvas_slack must be >= 0, got {self.arc_canvas_slack}")
         if not 0.0 <= self.arc_copy_fraction < 1.0:
@@ -490,6 +498,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     training_tasks, evaluation_tasks = load_arc_tasks(data_args.arc_version)
     vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks)
     train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks)
+    train_pairs = select_training_pairs(train_pairs, recipe_args.arc_training_pairs)
 
     # 2. Model, processor and the pair bank.
     model, preset = build_model(model_args, num_task_ids=len(vocabulary) + 1)
@@ -545,7 +554,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         "command": "python train_scripts/run_multimodal.py " + " ".join(argv), "hardware": describe_hardware(),
         "date": datetime.date.today().isoformat(), "seed": training_args.seed, "world_size": training_args.world_size,
         "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
-        "arc_copy_fraction": recipe_args.arc_copy_fraction,
+        "arc_copy_fraction": recipe_args.arc_copy_fraction, "arc_training_pairs": recipe_args.arc_training_pairs,
     }
     if torch.cuda.is_available():
         results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -571,7 +580,8 @@ def arc_eval_row(item: dict, vocabulary: dict, canvas_cells: dict | None = None)
     """A held-out evaluation test input as a composite row (what `evaluate_arc_heldout` scores), with its task's
     cropped canvas when the model reads cropped canvases."""
     row = {"modality": MODALITY_GRID, "input_grid": item["input"], "output_grid": item["output"],
-           "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}"}
+           "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}",
+           "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ())}
     if canvas_cells is not None:
         # The task's crop, sized from what it shows before answering: an output larger than that cannot be drawn on
         # it and is scored wrong (7 of ARC-AGI-1's 419), never given a canvas sized from the answer.

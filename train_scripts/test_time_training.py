@@ -47,6 +47,7 @@ from vision_trm.processing import transforms
 from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
+    demonstrated_output_sizes,
     predict_test_inputs,
     task_canvas,
     voting_views,
@@ -109,6 +110,7 @@ def solve_arc_task(
     start_from_task_id: int | None = None,
     initial_embedding: str = "mean",
     predict_batch_size: int = 64,
+    size_from_demonstrations: bool = False,
 ) -> TTTResult:
     """Solves one ARC task by test-time training on its demonstrations, then voting over views of its test inputs.
 
@@ -131,6 +133,8 @@ def solve_arc_task(
         start_from_task_id: start the embedding from this trained row (an evaluation task the model has seen).
         initial_embedding: without `start_from_task_id`, `"mean"` of the trained rows or `"zero"`.
         predict_batch_size: rows per forward when predicting the views.
+        size_from_demonstrations: decode each answer at the output size the demonstrations agree on
+            (`processing.output_size_from_demonstrations`), free where they agree on none.
     Returns:
         [`TTTResult`].
     """
@@ -159,7 +163,8 @@ def solve_arc_task(
 
     report(1 - PREDICTION_SHARE, f"voting over {num_views} views: 0/{total_rows}")
     candidates = predict_test_inputs(fitted, processor, [grid for grid, _ in checked["test"]], FITTED_ROW, views,
-                                     predict_batch_size, on_batch, canvas_cells)
+                                     predict_batch_size, on_batch, canvas_cells,
+                                     demonstrated_output_sizes(task, size_from_demonstrations))
     reports = [attempts_report(c, expected) for c, (_, expected) in zip(candidates, checked["test"])]
     has_outputs = all(expected is not None for _, expected in checked["test"])
     seconds = time.perf_counter() - started
