@@ -73,8 +73,38 @@ def test_runner_never_writes_into_a_folder_it_did_not_create(tmp_path):
 
 
 def test_pending_arc_experiments_say_what_they_wait_for(capsys):
-    assert run_experiments.main(["--experiment", "unified_vs_separate_arc"]) == run_experiments.PENDING_EXIT_CODE
+    assert run_experiments.main(["--experiment", "recursion_refines_arc"]) == run_experiments.PENDING_EXIT_CODE
     assert "ARC recipe" in capsys.readouterr().err
+
+
+def test_unified_vs_separate_arc_runs_the_main_job_and_its_arc_only_twins(tmp_path, monkeypatch, capsys):
+    """Each arm is a run of `run_multimodal.py`: the unified one on all three sources, the ARC-only ones on ARC
+    alone with 40% of the steps or of the batch; every arm reports the ARC figures, only the unified one images."""
+    from vision_trm.train_scripts.experiments.composite_runs import composite_arguments
+
+    monkeypatch.setenv("VISION_TRM_DATA_CACHE", str(tmp_path / "cache"))
+    summary = run_experiments.run_experiment("unified_vs_separate_arc", [0], "test", tmp_path)
+    folder = tmp_path / "test" / "unified_vs_separate_arc"
+    records = {arm: json.loads((folder / f"{arm}_seed0.json").read_text())["result"]
+               for arm in ("unified", "arc_only", "arc_only_same_steps")}
+    for arm, record in records.items():
+        metrics = record["metrics"]
+        assert 0.0 <= metrics["arc_per_cell_accuracy"] <= 1.0 and "arc_per_cell_at_demonstrated_size" in metrics, arm
+        assert record["parameters"]["trainable"] > 0
+    assert "image_accuracy" in records["unified"]["metrics"] and "image_accuracy" not in records["arc_only"]["metrics"]
+    assert records["arc_only"]["parameters"] == records["unified"]["parameters"]   # the same model size
+    experiment = EXPERIMENTS["unified_vs_separate_arc"]
+    cpu = experiment.scales["cpu"]
+    arguments = {arm.name: composite_arguments(arm, 1, cpu, tmp_path) for arm in experiment.arms}
+    flag = lambda argv, name: argv[argv.index(name) + 1]  # noqa: E731
+    assert [flag(arguments[a], "--max_steps") for a in ("unified", "arc_only", "arc_only_same_steps")] == [
+        "1600", "640", "1600"]
+    assert flag(arguments["arc_only_same_steps"], "--per_device_train_batch_size") == "6"
+    assert flag(arguments["arc_only"], "--sources") == "arc" and flag(arguments["unified"], "--sources") == (
+        "arc,fashion_mnist,kjv")
+    assert {c["metric"] for c in summary["comparisons"]} == {"arc_per_cell_accuracy",
+                                                             "arc_per_cell_at_demonstrated_size"}
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("argv, message", [
