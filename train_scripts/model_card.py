@@ -229,44 +229,31 @@ def rows_from_run_results(results: dict) -> list[dict]:
             )
         )
     if isinstance(results.get("arc"), dict) and isinstance(results["arc"].get("model"), dict):
-        r = results["arc"]
-        task_type, task_name, dataset_name, dataset_type, split = KNOWN_DATASETS["arc"]
-        for metric in ("per_cell_accuracy", "exact_match", "pass@1"):
-            if metric not in r["model"]:
-                continue
-            baselines = [
-                f"{name.replace('_', '-')} {_pct(r[name][metric])}"
-                for name in ("copy_input", "majority_colour")
-                if isinstance(r.get(name), dict) and metric in r[name]
-            ]
-            rows.append(
-                dict(
-                    task_type=task_type,
-                    task_name=task_name,
-                    dataset_name=dataset_name,
-                    dataset_type=dataset_type,
-                    split="evaluation test inputs",
-                    metric_type=metric,
-                    metric_name=metric,
-                    value=r["model"][metric],
-                    baseline=", ".join(baselines) or None,
-                )
-            )
-        at_size = r.get("model_size_from_demonstrations")
-        if isinstance(at_size, dict) and "per_cell_accuracy" in at_size:
-            rows.append(
-                dict(
-                    task_type=task_type,
-                    task_name=task_name,
-                    dataset_name=dataset_name,
-                    dataset_type=dataset_type,
-                    split="evaluation test inputs",
-                    metric_type="per_cell_accuracy",
-                    metric_name="per_cell_accuracy, answers at the size the demonstrations agree on",
-                    value=at_size["per_cell_accuracy"],
-                    baseline=f"copy-input {_pct(r['copy_input']['per_cell_accuracy'])}" if "copy_input" in r else None,
-                )
-            )
+        rows += arc_rows(results["arc"])
+    return rows
+
+
+def arc_rows(r: dict) -> list[dict]:
+    """The ARC section's rows: the model's per-cell accuracy, exact match and pass@1 beside copy-the-input and the
+    majority colour, and the per-cell accuracy at the size the demonstrations agree on when the run measured it."""
+    task_type, task_name, dataset_name, dataset_type, _ = KNOWN_DATASETS["arc"]
+
+    def row(metric_type: str, metric_name: str, value, baseline) -> dict:
+        return dict(task_type=task_type, task_name=task_name, dataset_name=dataset_name, dataset_type=dataset_type,
+                    split="evaluation test inputs", metric_type=metric_type, metric_name=metric_name, value=value,
+                    baseline=baseline)
+
+    rows = []
+    for metric in ("per_cell_accuracy", "exact_match", "pass@1"):
+        if metric in r["model"]:
+            baselines = [f"{name.replace('_', '-')} {_pct(r[name][metric])}" for name in ("copy_input", "majority_colour")
+                         if isinstance(r.get(name), dict) and metric in r[name]]
+            rows.append(row(metric, metric, r["model"][metric], ", ".join(baselines) or None))
+    at_size = r.get("model_size_from_demonstrations")
+    if isinstance(at_size, dict) and "per_cell_accuracy" in at_size:
+        copy = r.get("copy_input", {}).get("per_cell_accuracy")
+        rows.append(row("per_cell_accuracy", "per_cell_accuracy, answers at the size the demonstrations agree on",
+                        at_size["per_cell_accuracy"], None if copy is None else f"copy-input {_pct(copy)}"))
     return rows
 
 
