@@ -189,6 +189,8 @@ class DataArguments:
     arc_augmentations: int = field(default=8, metadata={"help": "Views per ARC pair (dihedral x colour)."})
     max_samples_per_source: int | None = 20000
     max_eval_samples: int = field(default=300, metadata={"help": "Per image/text eval split (ARC eval is full)."})
+    max_arc_eval_samples: int | None = field(default=None, metadata={"help": "Score only the first N held-out ARC "
+                                                                           "test inputs (quick runs; default all)."})
     text_context_chars: int = 96
     text_target_chars: int = 48
     data_cache_dir: str | None = field(default=None, metadata={"help": "Composite cache (default ~/.cache/vision_trm)."})
@@ -466,7 +468,10 @@ def main(argv=None):
             train_text = [train_text[i] for i in range(min(len(train_text), 3000))]
             results["kjv"] = evaluate_text(model, eval_collator, data["kjv_test"], train_text, batch)
         if "arc_eval" in data:
-            results["arc"] = evaluate_arc_heldout(model, eval_collator, data["arc_eval"], batch)
+            arc_eval = data["arc_eval"]
+            if data_args.max_arc_eval_samples is not None:
+                arc_eval = arc_eval.select(range(min(data_args.max_arc_eval_samples, len(arc_eval))))
+            results["arc"] = evaluate_arc_heldout(model, eval_collator, arc_eval, batch)
         table = format_table(results) if data_args.task == "composite" else ""
         if "image_to_code_test" in data:
             results["image_to_code"], code_table = image_to_code.evaluate_and_write(model, eval_collator, data, batch,

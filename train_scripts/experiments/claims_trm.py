@@ -89,7 +89,8 @@ UNIFIED_VS_SEPARATE_ARC = Experiment(
     ],
     scales={
         "test": Scale(steps=2, batch_size=5, extra={"preset": "tiny-efficientnet", "max_samples_per_source": 16,
-                                                    "max_eval_samples": 4, "arc_augmentations": 1, "max_arc_eval": 6}),
+                                                    "max_eval_samples": 4, "arc_augmentations": 1,
+                                                    "max_arc_eval_samples": 6}),
         "cpu": Scale(steps=1600, batch_size=16, extra={"preset": "tiny-efficientnet"}),
         "gpu": Scale(steps=8000, batch_size=64, learning_rate=5e-4, warmup_steps=100,
                      extra={"preset": "tiny-efficientnet"}),

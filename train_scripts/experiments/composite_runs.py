@@ -8,8 +8,8 @@ Arm options read here:
     batch_fraction   this arm's batch relative to the scale's (0.4: the unified model's updates, its ARC rows only)
 
 Scale fields read: `steps`, `batch_size`, `learning_rate`, `warmup_steps`, `overrides` (TRMConfig fields), and in
-`extra`: `preset`, `max_samples_per_source`, `max_eval_samples`, `arc_augmentations`, `max_arc_eval` (score only
-the first N held-out ARC inputs: the test scale).
+`extra`: `preset`, `max_samples_per_source`, `max_eval_samples`, `max_arc_eval_samples`, `arc_augmentations`
+(the `run_multimodal.py` flags of those names).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def composite_arguments(arm, seed: int, scale: Scale, output_dir: Path) -> list[
     overrides = {**scale.overrides, **arm.overrides}
     if overrides:
         argv += ["--config_overrides", json.dumps(overrides)]
-    for name in ("max_samples_per_source", "max_eval_samples", "arc_augmentations"):
+    for name in ("max_samples_per_source", "max_eval_samples", "max_arc_eval_samples", "arc_augmentations"):
         if name in extra:
             argv += [f"--{name}", str(extra[name])]
     return argv
@@ -56,15 +56,7 @@ def run_composite_arm(experiment, arm, seed: int, scale: Scale) -> RunResult:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"{experiment.name}-{arm.name}-") as folder:
         argv = composite_arguments(arm, seed, scale, Path(folder))
-        limit = scale.extra.get("max_arc_eval")
-        evaluate = run_multimodal.evaluate_arc_heldout
-        if limit:
-            run_multimodal.evaluate_arc_heldout = lambda model, collator, data, batch: evaluate(
-                model, collator, data.select(range(min(limit, len(data)))), batch)
-        try:
-            results = run_multimodal.main(argv)
-        finally:
-            run_multimodal.evaluate_arc_heldout = evaluate
+        results = run_multimodal.main(argv)
         parameters = parameter_counts(TRMForMultitaskReasoning.from_pretrained(folder)) if Path(
             folder, "config.json").is_file() else {}
     if not isinstance(results, dict) or "error" in results:
