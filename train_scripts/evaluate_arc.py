@@ -12,10 +12,14 @@ and correctness.
 
 With `--ttt_steps K`, each task is first solved by `test_time_training.solve_arc_task` (K AdamW steps on a task
 embedding fitted to its demonstrations, `--ttt_max_seconds` per task); a task the model has a trained id for starts
-from its own row (`--no-ttt_start_from_trained_row` starts every task afresh).
+from its own row (`--no-ttt_start_from_trained_row` starts every task afresh). With `--size_from_demonstrations`
+each answer is decoded at the output size the task's demonstrations agree on, where they agree on one
+(`processing.output_size_from_demonstrations`).
 
     python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --max_tasks 20
     python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --split training --num_views 1  # the fit
+    python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --split evaluation_demonstrations
+    python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --size_from_demonstrations
     python train_scripts/evaluate_arc.py --model_name_or_path outputs/arc --ttt_steps 64 --ttt_max_seconds 30
 
 In a training script, on the GPU, in process:
