@@ -327,8 +327,7 @@ def solve_arc(task_name, task_json, steps, max_seconds, num_views, size_from_dem
     name = checked["task_id"] or "uploaded"
     status = f"Task **{name}**. " + describe_ttt(result, max_seconds)
     if size_from_demonstrations:
-        sizes = [f"{h} x {w}" if (h, w) != (0, 0) else "free" for h, w in
-                 (size or (0, 0) for size in demonstrated_output_sizes(task))]
+        sizes = [f"{size[0]} x {size[1]}" if size else "free" for size in demonstrated_output_sizes(task)]
         status += f"\n\nAnswer sizes from the demonstrations, per test input: {', '.join(sizes)}."
     return status, attempts_gallery(PROCESSOR.draw_grid, checked, result), {"task": name, **result.to_dict()}
 

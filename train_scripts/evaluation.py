@@ -121,6 +121,12 @@ def majority_colour_grid(grid) -> list[list[int]]:
     return np.full_like(array, colour).tolist()
 
 
+def _answers_at_known_sizes(model, outputs, rows) -> list[list[list[int]]]:
+    """Each row's answer decoded at its `output_size` ([] leaves the model's own frame)."""
+    sizes = [tuple(row["output_size"]) or None for row in rows]
+    return predicted_grids(SimpleNamespace(grid_predictions=decode_at_known_sizes(model, outputs, sizes)))
+
+
 def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict:
     """One forward per held-out test input (no voting; see evaluate_arc.py for the many-view protocol).
 
@@ -137,12 +143,12 @@ def evaluate_arc_heldout(model, collator, dataset, batch_size: int = 32) -> dict
         # cropped cell canvas an answer larger than the task's crop could not be).
         _, outputs = run_model(model, collator, [dict(row, output_grid=None) for row in rows])
         # Per-cell accuracy of each step's answer over the target's cells (a wrong size scores its overlap).
-        targets = torch.stack([torch.from_numpy(pad_grid(row["output_grid"], model.config.max_grid_size)) for row in rows])[:, None]
+        side = model.config.max_grid_size
+        targets = torch.stack([torch.from_numpy(pad_grid(row["output_grid"], side)) for row in rows])[:, None]
         valid = targets != IGNORE_INDEX
         right = ((outputs.step_grid_predictions.cpu() == targets) & valid).flatten(2).sum(-1)
         per_step.add(right / valid.flatten(2).sum(-1).clamp(min=1))
-        held = (predicted_grids(SimpleNamespace(grid_predictions=decode_at_known_sizes(
-            model, outputs, [tuple(row["output_size"]) or None for row in rows]))) if with_sizes else [None] * len(rows))
+        held = _answers_at_known_sizes(model, outputs, rows) if with_sizes else [None] * len(rows)
         for row, predicted, at_size in zip(rows, predicted_grids(outputs), held):
             target = json.dumps(row["output_grid"])
             attempts = {"model": [predicted], "copy_input": [row["input_grid"]],
