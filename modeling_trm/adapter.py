@@ -25,9 +25,10 @@ class N2NFeatureAdapter(nn.Module):
         self.encoder = TRMEncoder(config, config.adapter_num_layers)
         self.residual_scale = nn.Parameter(torch.zeros(config.hidden_size))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Maps `features` `[batch, tokens, hidden]` to cleaned features of the same shape."""
-        return features + self.residual_scale * self.encoder(features)
+    def forward(self, features: torch.Tensor, rotary=None) -> torch.Tensor:
+        """Maps `features` `[batch, tokens, hidden]` to cleaned features of the same shape (`rotary`: the token
+        grid's `(cos, sin)` with `position_encoding="rope_2d"`)."""
+        return features + self.residual_scale * self.encoder(features, rotary=rotary)
 
     def n2n_loss(self, view1_features: torch.Tensor, view2_features: torch.Tensor) -> torch.Tensor:
         """Symmetric Noise2Noise loss between the features of two spatially aligned noisy views of one image.

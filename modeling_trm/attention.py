@@ -7,12 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
+from .rotary import apply_grid_rotary
+
 
 class TRMAttention(nn.Module):
     """Multi-head attention through `torch.nn.functional.scaled_dot_product_attention`.
 
     Self-attention when `key_value_states` is None, cross-attention otherwise. `attention_mask` is a boolean
-    key-padding mask `[batch, keys]` where True marks a key that may be attended to.
+    key-padding mask `[batch, keys]` where True marks a key that may be attended to. `rotary`: the `(cos, sin)` of
+    `rotary.GridRotaryEmbedding` for the sequence, which turns the queries and keys of a self-attention.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
@@ -37,11 +40,17 @@ class TRMAttention(nn.Module):
         key_value_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         source = hidden_states if key_value_states is None else key_value_states
         query = self._split_heads(self.q_proj(hidden_states))
         key = self._split_heads(self.k_proj(source))
         value = self._split_heads(self.v_proj(source))
+        if rotary is not None:
+            if key_value_states is not None:
+                raise ValueError("rotary positions are for self-attention: a cross-attention's keys have their own")
+            cos, sin = (part.to(query.dtype) for part in rotary)
+            query, key = apply_grid_rotary(query, cos, sin), apply_grid_rotary(key, cos, sin)
         mask = None
         if attention_mask is not None:
             mask = attention_mask[:, None, None, :].to(torch.bool)
@@ -93,10 +102,11 @@ class TRMBlock(nn.Module):
         is_causal: bool = False,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         if self.self_attn is not None:
             hidden_states = hidden_states + self.self_attn(
-                self.self_attn_norm(hidden_states), attention_mask=attention_mask, is_causal=is_causal
+                self.self_attn_norm(hidden_states), attention_mask=attention_mask, is_causal=is_causal, rotary=rotary
             )
         if self.cross_attn is not None:
             if encoder_hidden_states is None:

@@ -28,6 +28,7 @@ from .losses import TRMMultitaskLoss
 from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
 from .planner import LatentPlanner
 from .recursion import HaltingHead, TRMReasoningCore, should_halt
+from .rotary import GridRotaryEmbedding
 from .task_conditioning import AugmentationTokens, TaskEmbedding, check_augmentation_ids
 from .towers import PretrainedVisionTower
 from .vit import TrainableViT
@@ -140,6 +141,7 @@ class TRMModel(TRMPreTrainedModel):
         self.augmentation_tokens = AugmentationTokens(config) if config.use_augmentation_tokens else None
         self.modality_embeddings = nn.Embedding(len(MODALITY_NAMES), config.hidden_size)
         self.reasoning_core = TRMReasoningCore(config)
+        self.grid_rotary = GridRotaryEmbedding(config) if config.position_encoding == "rope_2d" else None
         self.halting_head = HaltingHead(config)
         self.capsule_pooling = CapsulePooling(config)
         self.concepts = ConceptVocabulary(config) if config.concept_vocab_size > 0 else None
@@ -204,8 +206,15 @@ class TRMModel(TRMPreTrainedModel):
     def perceive(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         features, gate = self.fused_features(pixel_values)
         if self.adapter is not None:
-            features = self.adapter(features)
+            features = self.adapter(features, rotary=self.rotary_positions(pixel_values))
         return features, gate
+
+    def rotary_positions(self, pixel_values: torch.Tensor, prefix_length: int = 0):
+        """With `position_encoding="rope_2d"`: the `(cos, sin)` of the canvas's token grid behind `prefix_length`
+        unrotated prefix tokens; None with learned positions (the ViT added them)."""
+        if self.grid_rotary is None:
+            return None
+        return self.grid_rotary(pixel_values.shape[-1] // self.config.patch_size, prefix_length, pixel_values.device)
 
     def embed_inputs(self, features, modality_ids, task_ids, augmentation_ids=None) -> torch.Tensor:
         """Prepends the prefix tokens (TRM's puzzle-embedding positions): the task embedding's
@@ -295,6 +304,7 @@ class TRMModel(TRMPreTrainedModel):
                            augmentation_ids)
         features, gate = self.perceive(pixel_values)                               # [B, N, D]
         x = self.embed_inputs(features, modality_ids, task_ids, augmentation_ids)  # [B, prefix + N, D]
+        rotary = self.rotary_positions(pixel_values, prefix_length=x.shape[1] - features.shape[1])
         y, z = self.reasoning_core.initial_carry(x)
         grid_rows = modality_ids == MODALITY_GRID if modality_ids is not None else None
         text_rows = decoder_attention_mask[:, 1:].bool().any(dim=1) if decoder_attention_mask is not None else None
@@ -306,7 +316,7 @@ class TRMModel(TRMPreTrainedModel):
         cell_copy_logits = self.cell_copy_path(pixel_values) if self.cell_copy_path is not None else None
         steps = []
         for step_index in range(self.config.deep_supervision_steps):
-            y, z = self.reasoning_core(x, y, z)                            # one full H x L recursion
+            y, z = self.reasoning_core(x, y, z, rotary)                    # one full H x L recursion
             step = self.read_out(y, decoder_input_ids, decoder_attention_mask, grid_rows, text_rows,
                                  tokens_per_side=pixel_values.shape[-1] // self.config.patch_size,
                                  cell_copy_logits=cell_copy_logits)
@@ -414,10 +424,11 @@ class TRMModel(TRMPreTrainedModel):
         """The heads' memory (planned capsules + answer tokens) at each sample's halting step."""
         features, _ = self.perceive(pixel_values)
         x = self.embed_inputs(features, modality_ids, task_ids)
+        rotary = self.rotary_positions(pixel_values, prefix_length=x.shape[1] - features.shape[1])
         y, z = self.reasoning_core.initial_carry(x)
         memory = halted = None
         for _ in range(self.config.deep_supervision_steps):
-            y, z = self.reasoning_core(x, y, z)
+            y, z = self.reasoning_core(x, y, z, rotary)
             step = self.read_out(y, tokens_per_side=pixel_values.shape[-1] // self.config.patch_size)
             if memory is None:
                 memory, halted = step["memory"], torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)

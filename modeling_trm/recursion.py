@@ -39,20 +39,21 @@ class TRMReasoningCore(nn.Module):
         z = self.z_init.to(x.dtype).expand_as(x)
         return y, z
 
-    def _cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cycle(self, x, y, z, rotary=None) -> tuple[torch.Tensor, torch.Tensor]:
         for _ in range(self.L_cycles):
-            z = self.net(z + y + x)
-        y = self.net(y + z)
+            z = self.net(z + y + x, rotary=rotary)
+        y = self.net(y + z, rotary=rotary)
         return y, z
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Runs `H_cycles` outer cycles from the carry `(y, z)` given the input embedding `x`; returns new `(y, z)`."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, rotary=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs `H_cycles` outer cycles from the carry `(y, z)` given the input embedding `x`; returns new `(y, z)`.
+        `rotary`: the sequence's `(cos, sin)` with `position_encoding="rope_2d"` (`rotary.GridRotaryEmbedding`)."""
         # TRM's 1-step gradient approximation: the first H-1 cycles only move the carry towards the fixed point,
         # so they run without a graph and back-propagation goes through the last cycle alone.
         with torch.no_grad():
             for _ in range(self.H_cycles - 1):
-                y, z = self._cycle(x, y, z)
-        return self._cycle(x, y, z)
+                y, z = self._cycle(x, y, z, rotary)
+        return self._cycle(x, y, z, rotary)
 
 
 class HaltingHead(nn.Module):

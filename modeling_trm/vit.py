@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .attention import TRMEncoder
+from .rotary import GridRotaryEmbedding
 
 
 class TrainableViT(nn.Module):
@@ -26,8 +27,13 @@ class TrainableViT(nn.Module):
         self.patch_embedding = nn.Conv2d(
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
-        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_patches, config.hidden_size))
-        nn.init.trunc_normal_(self.position_embeddings, std=config.initializer_range)
+        # Learned absolute positions, or (rope_2d) rotations inside each self-attention instead.
+        self.position_embeddings = self.rotary = None
+        if config.position_encoding == "rope_2d":
+            self.rotary = GridRotaryEmbedding(config)
+        else:
+            self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_patches, config.hidden_size))
+            nn.init.trunc_normal_(self.position_embeddings, std=config.initializer_range)
         self.encoder = TRMEncoder(config, config.vit_num_layers)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -51,6 +57,8 @@ class TrainableViT(nn.Module):
             )
         pixel_values = pixel_values.to(self.patch_embedding.weight.dtype)
         tokens = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+        if self.rotary is not None:
+            return self.encoder(tokens, rotary=self.rotary(side, device=tokens.device))
         # Always sliced (a no-op on the full canvas): one code path for every canvas size, no branch for compile to guard.
         grid = self.position_embeddings.view(1, self.tokens_per_side, self.tokens_per_side, -1)
         positions = grid[:, :side, :side].reshape(1, side * side, -1)

@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 
 from tiny_models import small_clip_config
 from vision_trm.configuration import IDENTITY_AUGMENTATION, TRMConfig
+from vision_trm.configuration.conventions import BACKGROUND_CLASS
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.modeling_trm.cell_head import cell_labels_to_grids
 from vision_trm.processing import TRMProcessor, transforms
@@ -95,6 +96,24 @@ def test_augmented_batch_undoes_to_the_original_pairs(arc_config):
     for b, (grid, pair) in enumerate(zip(processor.post_process_grid(targets), pairs)):
         undone = transforms.inverse_transform_grid(grid, int(views[b, 0]), views[b, 1:].numpy())
         assert np.array_equal(undone, np.array(pair["output"]))
+
+
+@pytest.mark.parametrize("parts", [(), ("dihedral",), ("colours",), ("translation",), ("dihedral", "colours")])
+def test_view_parts_draw_only_the_named_parts_of_a_view(arc_config, parts):
+    # The memorisation benchmark takes the view apart: each part left out stays the identity in every row.
+    pairs = random_pairs(32, seed=6, max_side=8)
+    processor = TRMProcessor.from_config(arc_config)
+    bank = ArcPairBank(pairs, VOCABULARY, arc_config.max_grid_size)
+    batch = bank.batch(torch.arange(32), processor.image_processor, torch.Generator().manual_seed(0),
+                       view_parts=parts)
+    views = batch["augmentation_ids"]
+    assert (views[:, 0] != 0).any() == ("dihedral" in parts)
+    assert (views[:, 1:] != torch.arange(10)).any() == ("colours" in parts)
+    # A frame at the top-left corner has its corner cell (0, 0) labelled as frame, not background.
+    frame_at_origin = batch["cell_labels"][:, 0, 0] != BACKGROUND_CLASS
+    assert (~frame_at_origin).any() == ("translation" in parts)
+    with pytest.raises(ValueError, match=r"\['rotation'\] are not parts of a view"):
+        bank.batch(torch.arange(2), processor.image_processor, torch.Generator(), view_parts=("rotation",))
 
 
 def test_copy_rows_target_their_own_input_under_task_zero(arc_config):
@@ -264,3 +283,28 @@ def test_arc_training_pairs_flag_is_validated():
 
     with pytest.raises(ValueError, match="--arc_training_pairs must be one of"):
         RecipeArguments(recipe="arc", arc_training_pairs="demos")
+
+
+def test_memorisation_benchmark_reports_its_fit_and_never_overwrites(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_arc_memorise.py"
+    spec = importlib.util.spec_from_file_location("bench_arc_memorise", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    output = tmp_path / "fit.json"
+    argv = ["--tasks", "1", "--max_side", "6", "--steps", "2", "--eval_every", "1", "--views", "colours",
+            "--set", "hidden_size=32", "--set", "num_attention_heads=2", "--output", str(output)]
+    result = bench.main(argv)
+    saved = json.loads(output.read_text())
+    assert saved["view_parts"] == ["colours"] and saved["overrides"] == {"hidden_size": 32, "num_attention_heads": 2}
+    assert [point["step"] for point in saved["curve"]] == [1, 2]
+    assert result["pairs"] >= 2 and result["test_inputs"] >= 1  # the task's demonstrations and its test input
+    assert all(0.0 <= value <= 1.0 for point in saved["curve"] for key in ("identity", "augmented", "test")
+               for value in point[key])
+    with pytest.raises(SystemExit):
+        bench.main(argv)  # the output exists: refused, not overwritten
+    assert json.loads(output.read_text()) == saved
+    with pytest.raises(SystemExit):
+        bench.main(["--views", "rotation"])

@@ -10,6 +10,7 @@ import torch
 
 from vision_trm.configuration import TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
+from vision_trm.modeling_trm.rotary import GridRotaryEmbedding
 from vision_trm.processing import TRMProcessor, task_canvas_cells
 from vision_trm.train_scripts import run_multimodal
 from vision_trm.train_scripts.arc_batches import ArcPairBank, SimilarCanvasSampler
@@ -66,15 +67,23 @@ def test_processor_refuses_what_a_crop_cannot_hold(crop_config, inputs, cells, p
         TRMProcessor.from_config(crop_config)(inputs, canvas_cells=cells)
 
 
-def test_model_reads_a_crop_with_the_corner_position_embeddings(crop_config):
-    model = TRMForMultitaskReasoning(crop_config).eval()
-    batch = TRMProcessor.from_config(crop_config)([[[1, 2], [3, 4]]], canvas_cells=6)
+@pytest.mark.parametrize("position_encoding", ["learned", "rope_2d"])
+def test_model_reads_a_crop_with_the_corner_positions(crop_config, position_encoding):
+    # A crop's tokens are the full canvas's top-left corner: the corner of the learned table, or (rope_2d) the
+    # rotations of rows and columns 0..5.
+    config = TRMConfig.from_dict({**crop_config.to_dict(), "position_encoding": position_encoding})
+    model = TRMForMultitaskReasoning(config).eval()
+    batch = TRMProcessor.from_config(config)([[[1, 2], [3, 4]]], canvas_cells=6)
     outputs = model(**batch)
     assert outputs.cell_logits.shape == (1, 6, 6, 12)
     vit = model.trm.trainable_vit
     tokens = vit.patch_embedding(batch["pixel_values"]).flatten(2).transpose(1, 2)
-    corner = vit.position_embeddings.view(1, 32, 32, -1)[:, :6, :6].reshape(1, 36, -1)
-    assert torch.allclose(vit(batch["pixel_values"]), vit.encoder(tokens + corner), atol=1e-6)
+    if position_encoding == "learned":
+        corner = vit.position_embeddings.view(1, 32, 32, -1)[:, :6, :6].reshape(1, 36, -1)
+        expected = vit.encoder(tokens + corner)
+    else:
+        expected = vit.encoder(tokens, rotary=GridRotaryEmbedding(config)(6))
+    assert torch.allclose(vit(batch["pixel_values"]), expected, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of patch_size"):
         model(pixel_values=torch.zeros(1, 3, 13, 13))
 

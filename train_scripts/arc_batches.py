@@ -30,6 +30,8 @@ from vision_trm.configuration.conventions import (
 )
 
 PADDING = -1  # outside a grid, in the padded [N, G, G] tensors (never a colour)
+# The parts of a training view that `ArcPairBank.batch(augment=True)` draws at random (the others stay the identity).
+VIEW_PARTS = ("dihedral", "colours", "translation")
 
 
 class ArcPairBank:
@@ -69,9 +71,10 @@ class ArcPairBank:
 
     @torch.no_grad()
     def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
-              copy_fraction: float = 0.0, canvas_slack: int = 0) -> dict:
+              copy_fraction: float = 0.0, canvas_slack: int = 0, view_parts: tuple[str, ...] = VIEW_PARTS) -> dict:
         """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
-        view at the top-left corner with `augment=False`).
+        view at the top-left corner with `augment=False`). `view_parts`: which parts of the view are drawn at
+        random when augmenting (`VIEW_PARTS`; the memorisation benchmark takes them apart).
 
         With `canvas_cells` (a cropped cell canvas) the batch's canvas is the largest of its pairs' canvases plus a
         random `0..canvas_slack` cells (room for translation; never beyond the full canvas), so batch pairs of
@@ -80,6 +83,10 @@ class ArcPairBank:
         `copy_fraction`: the share of rows (drawn at random) whose target is their own input, under task id 0 ("no
         task"). Copying is the function most ARC outputs start from; these rows teach it outright, and task 0 keeps
         it apart from every task's own rule."""
+        unknown = sorted(set(view_parts) - set(VIEW_PARTS))
+        if unknown:
+            raise ValueError(f"view_parts {unknown} are not parts of a view; the parts are {VIEW_PARTS}")
+        parts = set(view_parts) if augment else set()
         indices = indices.to(self.inputs.device)
         batch = indices.shape[0]
         inputs, outputs = self.inputs[indices], self.outputs[indices]
@@ -92,17 +99,18 @@ class ArcPairBank:
             task_ids = torch.where(copy, 0, task_ids)
         dihedral = torch.zeros(batch, dtype=torch.long, device=indices.device)
         permutation = torch.arange(NUM_COLORS, device=indices.device).expand(batch, -1)
-        if augment:
+        if "dihedral" in parts:
             dihedral = torch.randint(0, NUM_DIHEDRAL_TRANSFORMS, (batch,), generator=generator, device=indices.device)
+        if "colours" in parts:
             permutation = random_colour_permutations(batch, generator)
         inputs, input_sizes = transform_grids(inputs, input_sizes, dihedral, permutation)
         outputs, output_sizes = transform_grids(outputs, output_sizes, dihedral, permutation)
         side = image_processor.tokens_per_side
         if self.canvas_cells is not None:
             slack = int(torch.randint(0, canvas_slack + 1, (1,), generator=generator, device=indices.device)) \
-                if augment and canvas_slack else 0
+                if "translation" in parts and canvas_slack else 0
             side = min(side, int(self.canvas_cells[indices].max()) + slack)
-        corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, augment)
+        corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, "translation" in parts)
         return {
             "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side)),
             "modality_ids": torch.full((batch,), MODALITY_GRID, dtype=torch.long, device=indices.device),
