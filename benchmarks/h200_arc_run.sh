@@ -9,7 +9,8 @@
 #   # or the run folder unpacked, with its config.json):
 #   run(carry=[".device_carry"], command="INIT=.device_carry/init MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
 #
-#   # the ablation arms (README, "ARC ablation at equal budget"), one call each:
+#   # the ablation arms (README, "ARC ablation at equal budget"), one call each; the preset has 2D rotary positions
+#   # since 2026-12-01: add \"position_encoding\":\"learned\" to OVERRIDES to rerun the arms recorded before that:
 #   run(carry=[".device_carry"], command="OVERRIDES='{\"H_cycles\":1,\"L_cycles\":1,\"deep_supervision_steps\":1}' MINUTES=7.5 STEPS=6500 bash benchmarks/h200_arc_run.sh")
 #   # cropped cell canvases: add \"crop_cell_canvas\":true to OVERRIDES (the recipe default --arc_canvas_slack 4 applies)
 #   # FIT=f fits the cosine schedule to MINUTES (--schedule_fraction_at_time_cap f; STEPS is then only an upper bound):

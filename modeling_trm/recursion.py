@@ -45,7 +45,8 @@ class TRMReasoningCore(nn.Module):
         y = self.net(y + z, rotary=rotary)
         return y, z
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, rotary=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs `H_cycles` outer cycles from the carry `(y, z)` given the input embedding `x`; returns new `(y, z)`.
         `rotary`: the sequence's `(cos, sin)` with `position_encoding="rope_2d"` (`rotary.GridRotaryEmbedding`)."""
         # TRM's 1-step gradient approximation: the first H-1 cycles only move the carry towards the fixed point,
