@@ -37,6 +37,7 @@ from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import VIEW_PARTS, ArcPairBank
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
+from vision_trm.train_scripts.training import task_embedding_parameter_groups
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,14 +83,11 @@ def task_pairs(tasks: list[dict], split: str) -> list[dict]:
 
 
 def optimizer_for(model, args) -> torch.optim.Optimizer:
-    """AdamW with the task embeddings in their own group, as `TRMTrainer` builds it for the ARC recipe."""
-    named = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
-    task = [parameter for name, parameter in named if name.endswith("task_embeddings.weight")]
-    rest = [parameter for name, parameter in named if not name.endswith("task_embeddings.weight")]
-    return torch.optim.AdamW([
-        {"params": rest, "weight_decay": args.weight_decay, "lr": args.learning_rate},
-        {"params": task, "weight_decay": 0.0, "lr": args.task_embedding_learning_rate},
-    ])
+    """AdamW with the task embeddings in their own group (`training.task_embedding_parameter_groups`, the recipe's);
+    weight decay on every other parameter."""
+    every_name = [name for name, _ in model.named_parameters()]
+    groups = task_embedding_parameter_groups(model, every_name, args.weight_decay, args.task_embedding_learning_rate)
+    return torch.optim.AdamW(groups, lr=args.learning_rate)
 
 
 @torch.no_grad()

@@ -23,6 +23,24 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped before a NaN / inf could reach the weights; the message names the step and the batch."""
 
 
+def task_embedding_parameter_groups(model, decay_parameter_names, weight_decay: float,
+                                    task_embedding_learning_rate: float) -> list[dict]:
+    """Optimizer groups of the ARC recipe: the trainable parameters named in `decay_parameter_names` with
+    `weight_decay`, the others without, both at the optimizer's learning rate; and the task embeddings in a group of
+    their own at `task_embedding_learning_rate` without decay (TRM's puzzle embeddings)."""
+    decay = set(decay_parameter_names)
+    named = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    task = [parameter for name, parameter in named if name.endswith("task_embeddings.weight")]
+    if not task:
+        raise ValueError("task_embedding_learning_rate is set but the model has no trainable task_embeddings")
+    rest = [(name, parameter) for name, parameter in named if not name.endswith("task_embeddings.weight")]
+    return [
+        {"params": [parameter for name, parameter in rest if name in decay], "weight_decay": weight_decay},
+        {"params": [parameter for name, parameter in rest if name not in decay], "weight_decay": 0.0},
+        {"params": task, "weight_decay": 0.0, "lr": task_embedding_learning_rate},
+    ]
+
+
 class TRMTrainer(Trainer):
     """`Trainer` with the additions the multi-task, deep-supervision model needs.
 
@@ -59,17 +77,8 @@ class TRMTrainer(Trainer):
         return super().create_optimizer(model)
 
     def _optimizer_with_task_embedding_group(self, model):
-        decay = set(self.get_decay_parameter_names(model))
-        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        task = [p for name, p in named if name.endswith("task_embeddings.weight")]
-        if not task:
-            raise ValueError("task_embedding_learning_rate is set but the model has no trainable task_embeddings")
-        rest = [(name, p) for name, p in named if not name.endswith("task_embeddings.weight")]
-        groups = [
-            {"params": [p for name, p in rest if name in decay], "weight_decay": self.args.weight_decay},
-            {"params": [p for name, p in rest if name not in decay], "weight_decay": 0.0},
-            {"params": task, "weight_decay": 0.0, "lr": self.task_embedding_learning_rate},
-        ]
+        groups = task_embedding_parameter_groups(model, self.get_decay_parameter_names(model), self.args.weight_decay,
+                                                 self.task_embedding_learning_rate)
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
         return optimizer_cls(groups, **optimizer_kwargs)
 
