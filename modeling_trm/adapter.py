@@ -25,7 +25,8 @@ class N2NFeatureAdapter(nn.Module):
         self.encoder = TRMEncoder(config, config.adapter_num_layers)
         self.residual_scale = nn.Parameter(torch.zeros(config.hidden_size))
 
-    def forward(self, features: torch.Tensor, rotary=None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Maps `features` `[batch, tokens, hidden]` to cleaned features of the same shape (`rotary`: the token
         grid's `(cos, sin)` with `position_encoding="rope_2d"`)."""
         return features + self.residual_scale * self.encoder(features, rotary=rotary)

@@ -48,7 +48,7 @@ class TRMAttention(nn.Module):
         value = self._split_heads(self.v_proj(source))
         if rotary is not None:
             if key_value_states is not None:
-                raise ValueError("rotary positions are for self-attention: a cross-attention's keys have their own")
+                raise ValueError("rotary positions apply to self-attention only, and this call is a cross-attention")
             cos, sin = (part.to(query.dtype) for part in rotary)
             query, key = apply_grid_rotary(query, cos, sin), apply_grid_rotary(key, cos, sin)
         mask = None

@@ -92,3 +92,12 @@ def test_every_self_attention_of_the_vit_and_the_recursion_is_turned(monkeypatch
 def test_bad_position_settings_are_named(fields, message):
     with pytest.raises(ValueError, match=message):
         TRMConfig.from_preset("arc-tiny", **fields)
+
+
+def test_a_cross_attention_refuses_rotary_positions():
+    from vision_trm.modeling_trm.attention import TRMAttention
+
+    attention = TRMAttention(16, 2)
+    rotary = GridRotaryEmbedding(rope_config(hidden_size=16))(2)
+    with pytest.raises(ValueError, match="self-attention only"):
+        attention(torch.zeros(1, 4, 16), key_value_states=torch.zeros(1, 4, 16), rotary=rotary)
