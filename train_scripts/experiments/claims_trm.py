@@ -146,7 +146,9 @@ RECURSION_ARC = Experiment(
     arms=[_recursion_arm(1, 5), _recursion_arm(2, 2), _recursion_arm(3, 1)],
     scales=trm_scales(preset="arc-tiny"),
     run=plain_run,
-    pending="needs the ARC recipe of issue 9 (preset arc-tiny / arc trained on ARC by run_multimodal.py)",
+    pending="needs an arm runner on the ARC recipe (run_multimodal.py --recipe arc exists; the runner has none): "
+            "an arm applies the shared net H x (L + 1) = 6 times in each of 3 supervision steps, so a run of useful "
+            "length belongs on the GPU (experiments.md, GPU runs that remain)",
 )
 
 
