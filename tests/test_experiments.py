@@ -72,9 +72,36 @@ def test_runner_never_writes_into_a_folder_it_did_not_create(tmp_path):
     assert (folder / "notes.txt").read_text() == "mine"
 
 
-def test_pending_arc_experiments_say_what_they_wait_for(capsys):
-    assert run_experiments.main(["--experiment", "recursion_refines_arc"]) == run_experiments.PENDING_EXIT_CODE
-    assert "ARC recipe" in capsys.readouterr().err
+def test_a_pending_experiment_says_what_it_waits_for(monkeypatch, capsys):
+    import dataclasses
+
+    waiting = dataclasses.replace(EXPERIMENTS["planner"], pending="needs a GPU-sized planner head")
+    monkeypatch.setitem(run_experiments.EXPERIMENTS, "planner", waiting)
+    assert run_experiments.main(["--experiment", "planner"]) == run_experiments.PENDING_EXIT_CODE
+    assert "needs a GPU-sized planner head" in capsys.readouterr().err
+
+
+def test_recursion_refines_arc_runs_the_arc_recipe_and_scores_every_supervision_step(tmp_path, capsys):
+    from vision_trm.train_scripts.experiments.composite_runs import composite_arguments
+
+    summary = run_experiments.run_experiment("recursion_refines_arc", [0], "test", tmp_path)
+    folder = tmp_path / "test" / "recursion_refines_arc"
+    for arm in ("H1L5", "H2L2", "H3L1"):
+        record = json.loads((folder / f"{arm}_seed0.json").read_text())["result"]
+        metrics = record["metrics"]
+        steps = [metrics[f"arc_per_cell_step{k}"] for k in (1, 2, 3)]
+        assert all(0.0 <= value <= 1.0 for value in steps) and "arc_per_cell_step4" not in metrics, arm
+        assert metrics["arc_per_cell_accuracy"] == pytest.approx(steps[-1], abs=1e-6)  # halting off: the last step
+        assert "--recipe arc" in record["extra"]["command"] and "image_accuracy" not in metrics
+    argv = composite_arguments(EXPERIMENTS["recursion_refines_arc"].arm("H3L1"), 0,
+                               EXPERIMENTS["recursion_refines_arc"].scales["cpu"], tmp_path)
+    assert argv[:4] == ["--recipe", "arc", "--preset", "arc-tiny"] and "--sources" not in argv
+    overrides = json.loads(argv[argv.index("--config_overrides") + 1])
+    assert overrides == {"deep_supervision_steps": 3, "use_halting": False, "crop_cell_canvas": True,
+                         "H_cycles": 3, "L_cycles": 1}
+    assert {c["metric"] for c in summary["comparisons"]} == {"arc_per_cell_step2", "arc_per_cell_step3",
+                                                             "arc_per_cell_accuracy"}
+    capsys.readouterr()
 
 
 def test_unified_vs_separate_arc_runs_the_main_job_and_its_arc_only_twins(tmp_path, monkeypatch, capsys):

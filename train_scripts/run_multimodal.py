@@ -567,7 +567,8 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     # 5. Evaluate on the held-out test inputs: one forward each (beside the copy and majority baselines).
     if not data_args.skip_final_eval:
         model.eval()
-        rows = [arc_eval_row(item, vocabulary, canvas_cells) for item in heldout]
+        # --max_arc_eval_samples: the first N test inputs (quick runs); None = all.
+        rows = [arc_eval_row(item, vocabulary, canvas_cells) for item in heldout[:data_args.max_arc_eval_samples]]
         # Batches of one canvas size where the canvas is cropped (a batch takes its largest row's canvas).
         rows = datasets.Dataset.from_list(sorted(rows, key=lambda row: row.get("canvas_cells", 0)))
         batch = training_args.per_device_eval_batch_size

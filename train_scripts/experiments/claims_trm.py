@@ -138,17 +138,33 @@ RECURSION = Experiment(
     plot_metrics=("image_accuracy_step1", "image_accuracy_step2", "image_accuracy_step3", "text_perplexity"),
 )
 
+# The ARC recipe's arms: three supervision steps, each scored (halting off), on cropped cell canvases (the cheap
+# form of the ARC presets on a CPU).
+_RECURSION_ARC_OVERRIDES = {"deep_supervision_steps": 3, "use_halting": False, "crop_cell_canvas": True}
+
 RECURSION_ARC = Experiment(
     name="recursion_refines_arc",
     claim="Recursion refines ARC answers: exact match after supervision step 1 < 2 < 3.",
     source="trm-with-pretrained-features.md",
-    hypothesis="On held-out ARC test inputs, per-step exact match rises with the supervision step.",
+    hypothesis="On held-out ARC test inputs, per-cell accuracy (exact match is ~0 at these budgets) rises with the "
+               "supervision step, whatever the split of the step's compute between H and L.",
     arms=[_recursion_arm(1, 5), _recursion_arm(2, 2), _recursion_arm(3, 1)],
-    scales=trm_scales(preset="arc-tiny"),
-    run=plain_run,
-    pending="needs an arm runner on the ARC recipe (run_multimodal.py --recipe arc exists; the runner has none): "
-            "an arm applies the shared net H x (L + 1) = 6 times in each of 3 supervision steps, so a run of useful "
-            "length belongs on the GPU (experiments.md, GPU runs that remain)",
+    scales={
+        "test": Scale(steps=2, batch_size=4, overrides=_RECURSION_ARC_OVERRIDES,
+                      extra={"recipe": "arc", "preset": "arc-tiny", "max_arc_eval_samples": 6}),
+        "cpu": Scale(steps=600, batch_size=16, overrides=_RECURSION_ARC_OVERRIDES,
+                     extra={"recipe": "arc", "preset": "arc-tiny"}),
+        "gpu": Scale(steps=3000, batch_size=128, warmup_steps=200, overrides=_RECURSION_ARC_OVERRIDES,
+                     extra={"recipe": "arc", "preset": "arc"}),
+    },
+    run=run_composite_arm,
+    comparisons=[
+        Comparison("arc_per_cell_step2", "H2L2", "H2L2", worse_metric="arc_per_cell_step1", paired=True),
+        Comparison("arc_per_cell_step3", "H2L2", "H2L2", worse_metric="arc_per_cell_step2", paired=True),
+        Comparison("arc_per_cell_accuracy", "H2L2", "H1L5", note="equal compute"),
+        Comparison("arc_per_cell_accuracy", "H2L2", "H3L1", note="equal compute"),
+    ],
+    plot_metrics=("arc_per_cell_step1", "arc_per_cell_step2", "arc_per_cell_step3"),
 )
 
 
