@@ -25,6 +25,7 @@ import datetime
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -143,8 +144,7 @@ def main(argv=None) -> dict:
             tqdm.write(json.dumps(curve[-1]))
     result = {
         "what": "memorise the demonstrations of a few ARC-AGI-1 evaluation tasks from scratch",
-        "command": "python benchmarks/bench_arc_memorise.py " + " ".join(argv if argv is not None else
-                                                                       __import__("sys").argv[1:]),
+        "command": "python benchmarks/bench_arc_memorise.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": datetime.date.today().isoformat(),
         "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "seed": args.seed, "preset": args.preset, "overrides": overrides, "view_parts": list(args.view_parts),
