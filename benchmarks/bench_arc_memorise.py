@@ -36,7 +36,7 @@ from vision_trm.configuration import TRMConfig
 from vision_trm.configuration.configuration_trm import parse_field_override
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor, task_canvas_cells
-from vision_trm.train_scripts.arc_batches import VIEW_PARTS, ArcPairBank
+from vision_trm.train_scripts.arc_batches import VIEW_PARTS, ArcPairBank, parse_view_parts
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.training import task_embedding_parameter_groups
 
@@ -59,10 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write the result as JSON here (a new file)")
     args = parser.parse_args(argv)
-    args.view_parts = () if args.views == "none" else tuple(part for part in args.views.split(",") if part)
-    unknown = sorted(set(args.view_parts) - set(VIEW_PARTS))
-    if unknown:
-        parser.error(f"--views: {unknown} are not parts of a view; use a comma list of {VIEW_PARTS}, or none")
+    try:
+        args.view_parts = parse_view_parts(args.views)
+    except ValueError as error:
+        parser.error(f"--views: {error}")
     if args.output is not None and args.output.exists():
         parser.error(f"--output {args.output} exists; this tool does not overwrite it")
     return args

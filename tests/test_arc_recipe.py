@@ -193,6 +193,40 @@ def test_arc_inputs_are_seeded_by_the_step(tmp_path, arc_config):
     assert not torch.equal(trainer._arc_inputs(indices)["augmentation_ids"], first["augmentation_ids"])
 
 
+def test_trainer_draws_only_the_view_parts_it_is_given(tmp_path, arc_config):
+    """`--arc_view_parts dihedral,translation` reaches the batches: no colour permutation in any row, while the
+    dihedral transform still varies; the default keeps drawing colour permutations."""
+    identity = torch.arange(10)
+    without_colours = _trainer(tmp_path, arc_config, arc_view_parts=("dihedral", "translation"))
+    default = _trainer(tmp_path, arc_config)
+    seen_dihedral, seen_colours = set(), False
+    for step in range(6):
+        without_colours.state.global_step = default.state.global_step = step
+        views = without_colours._arc_inputs(torch.arange(8))["augmentation_ids"]
+        assert torch.equal(views[:, 1:], identity.expand(8, -1))
+        seen_dihedral |= set(views[:, 0].tolist())
+        seen_colours |= not torch.equal(default._arc_inputs(torch.arange(8))["augmentation_ids"][:, 1:],
+                                        identity.expand(8, -1))
+    assert len(seen_dihedral) > 1 and seen_colours
+
+
+@pytest.mark.parametrize("text, parts", [("dihedral,translation", ("dihedral", "translation")), ("none", ()),
+                                         (" colours , dihedral ", ("colours", "dihedral"))])
+def test_view_parts_are_parsed(text, parts):
+    from vision_trm.train_scripts.arc_batches import parse_view_parts
+
+    assert parse_view_parts(text) == parts
+
+
+@pytest.mark.parametrize("text, message", [("rotation", "rotation"), ("dihedral,dihedral", "at most once"),
+                                           ("", "at most once")])
+def test_bad_view_parts_are_named(text, message):
+    from vision_trm.train_scripts.run_multimodal import RecipeArguments
+
+    with pytest.raises(ValueError, match=f"--arc_view_parts: .*{message}"):
+        RecipeArguments(recipe="arc", arc_view_parts=text)
+
+
 def test_weight_ema_averages_saves_and_resumes(tmp_path):
     model = torch.nn.Linear(3, 2)
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
@@ -234,8 +268,11 @@ def test_arc_recipe_trains_and_resumes(tmp_path, monkeypatch):
     first = run_multimodal.main(common + ["--max_steps", "2", "--skip_final_eval", "True"])
     assert first["train"]["arc"]["steps_run"] == 2
     assert (tmp_path / "run" / "checkpoint-2" / "ema.safetensors").is_file()
-    second = run_multimodal.main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last"])
+    assert first["arc_view_parts"] == "dihedral,colours,translation"
+    second = run_multimodal.main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last",
+                                           "--arc_view_parts", "dihedral,translation"])
     assert second["train"]["arc"]["steps_run"] == 3 and second["train"]["arc"]["steps_this_call"] == 1
+    assert second["arc_view_parts"] == "dihedral,translation"  # recorded with the run
     assert second["arc"]["copy_input"]["per_cell_accuracy"] == 0.0  # [[6, 7]] -> [[7, 6]]: every cell differs
     assert 0.0 <= second["arc"]["model"]["per_cell_accuracy"] <= 1.0
     saved = TRMForMultitaskReasoning.from_pretrained(tmp_path / "run")

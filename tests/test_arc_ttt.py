@@ -312,6 +312,20 @@ def test_evaluate_arc_cli_runs_ttt_per_task(copy_model, tmp_path, monkeypatch):
     assert [report[t["id"]]["ttt"]["start"] for t in tasks] == ["task row 1", "task row 2"]
 
 
+def test_evaluate_arc_cli_fits_without_colour_permutations_on_request(copy_model, tmp_path, monkeypatch):
+    """`--no-ttt_colour_permutations` reaches `solve_arc_task`: more views than the 8 dihedral transforms are refused
+    (they would need colour permutations), and 8 or fewer run."""
+    model, processor = copy_model
+    model.trm.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: ([], [recolour_task(0)]))
+    common = ["--model_name_or_path", str(tmp_path / "model"), "--device", "cpu", "--ttt_steps", "1",
+              "--no-ttt_colour_permutations", "--output_json", str(tmp_path / "attempts.json")]
+    with pytest.raises(ValueError, match="needs colour_permutations=True"):
+        evaluate_arc.main(common + ["--num_views", "16"])
+    assert evaluate_arc.main(common + ["--num_views", "8"])["num_views"] == 8
+
+
 def test_evaluate_arc_cli_scores_the_training_split_on_request(copy_model, tmp_path, monkeypatch):
     """`--split training` scores the training tasks' test pairs (the fit), never the evaluation tasks."""
     model, processor = copy_model

@@ -34,6 +34,20 @@ PADDING = -1  # outside a grid, in the padded [N, G, G] tensors (never a colour)
 VIEW_PARTS = ("dihedral", "colours", "translation")
 
 
+def parse_view_parts(text: str) -> tuple[str, ...]:
+    """`"dihedral,translation"` -> `("dihedral", "translation")`; `"none"` -> `()`. Names outside `VIEW_PARTS` and
+    repeated names are errors that name them."""
+    if text.strip() == "none":
+        return ()
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(parts) - set(VIEW_PARTS))
+    if unknown:
+        raise ValueError(f"{unknown} are not parts of a view; use a comma list of {VIEW_PARTS}, or none")
+    if len(set(parts)) != len(parts) or not parts:
+        raise ValueError(f"view parts {text!r}: name each of {VIEW_PARTS} at most once, or write none")
+    return parts
+
+
 class ArcPairBank:
     """The trainable ARC pairs as padded tensors: `inputs`, `outputs` `[N, G, G]` (`PADDING` outside each grid),
     `input_sizes`, `output_sizes` `[N, 2]`, `task_ids` `[N]`."""

@@ -282,6 +282,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="Learning rate of the fitted task embedding.")
     parser.add_argument("--ttt_lora_r", type=non_negative_int, default=0,
                         help="Rank of LoRA adapters trained with the embedding at test time (0: the embedding alone).")
+    parser.add_argument("--ttt_colour_permutations", action=argparse.BooleanOptionalAction, default=True,
+                        help="Fit under random colour permutations too; --no-ttt_colour_permutations (with "
+                             "--num_views <= 8) for a model trained without them (--arc_view_parts without colours).")
     parser.add_argument("--ttt_start_from_trained_row", action=argparse.BooleanOptionalAction, default=True,
                         help="A task with a trained id starts test-time training from its row.")
     parser.add_argument("--size_from_demonstrations", action=argparse.BooleanOptionalAction, default=False,
@@ -303,7 +306,8 @@ def main(argv=None):
         vocabulary = {}
     tasks = tasks_of_split(training_tasks, evaluation_tasks, args.split)
     tasks = tasks if args.max_tasks is None else tasks[: args.max_tasks]
-    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
+    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r,
+                  "colour_permutations": args.ttt_colour_permutations}
     summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
                                            args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
                                            ttt_kwargs=ttt_kwargs, size_from_demonstrations=args.size_from_demonstrations)

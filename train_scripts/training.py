@@ -14,7 +14,7 @@ from transformers import Trainer, TrainerCallback
 
 from vision_trm.configuration.conventions import IGNORE_INDEX
 from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
-from vision_trm.train_scripts.arc_batches import SimilarCanvasSampler
+from vision_trm.train_scripts.arc_batches import VIEW_PARTS, SimilarCanvasSampler
 
 EXTRA_LOSS_TERMS = ("grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss")
 
@@ -59,9 +59,11 @@ class TRMTrainer(Trainer):
     """
 
     def __init__(self, *args, arc_bank=None, arc_copy_fraction: float = 0.0, arc_canvas_slack: int = 0,
-                 task_embedding_learning_rate: float | None = None, **kwargs):
+                 arc_view_parts: tuple[str, ...] = VIEW_PARTS, task_embedding_learning_rate: float | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.arc_bank = arc_bank
+        self.arc_view_parts = tuple(arc_view_parts)
         self.arc_copy_fraction = arc_copy_fraction
         self.arc_canvas_slack = arc_canvas_slack
         self.task_embedding_learning_rate = task_embedding_learning_rate
@@ -92,7 +94,8 @@ class TRMTrainer(Trainer):
         generator = torch.Generator(device=pair_indices.device).manual_seed(seed)
         image_processor = self.processing_class.image_processor
         return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True,
-                                   copy_fraction=self.arc_copy_fraction, canvas_slack=self.arc_canvas_slack)
+                                   copy_fraction=self.arc_copy_fraction, canvas_slack=self.arc_canvas_slack,
+                                   view_parts=self.arc_view_parts)
 
     def _get_train_sampler(self, *args, **kwargs):
         # Cropped cell canvases: a micro-batch costs its largest pair's canvas, so batch pairs of similar size.
