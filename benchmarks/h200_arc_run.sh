@@ -13,7 +13,7 @@
 #   # since 2026-12-01: add \"position_encoding\":\"learned\" to OVERRIDES to rerun the arms recorded before that:
 #   run(carry=[".device_carry"], command="OVERRIDES='{\"H_cycles\":1,\"L_cycles\":1,\"deep_supervision_steps\":1}' MINUTES=7.5 STEPS=6500 bash benchmarks/h200_arc_run.sh")
 #   # cropped cell canvases: add \"crop_cell_canvas\":true to OVERRIDES (the recipe default --arc_canvas_slack 4 applies)
-#   # VIEW_PARTS=dihedral,translation trains without colour permutations (--arc_view_parts); vote with VIEWS=8
+#   # without colour permutations: add \"arc_view_parts\":[\"dihedral\",\"translation\"] to OVERRIDES and vote with VIEWS=8
 #   # FIT=f fits the cosine schedule to MINUTES (--schedule_fraction_at_time_cap f; STEPS is then only an upper bound):
 #   # FIT=1 anneals to 0 at the cap; FIT=0.8 matches the plain-ViT arm, whose time cap came at 5,195 of 6,500 steps.
 #
@@ -37,8 +37,6 @@ fi
 [ -z "${OVERRIDES:-}" ] || ARGS+=(--config_overrides "$OVERRIDES")
 [ -z "${FIT:-}" ] || ARGS+=(--schedule_fraction_at_time_cap "$FIT")
 [ -z "${PAIRS:-}" ] || ARGS+=(--arc_training_pairs "$PAIRS")   # PAIRS=evaluation_demos: the joint TTT phase
-# VIEW_PARTS=dihedral,translation trains without colour permutations; then vote over the 8 dihedral views (VIEWS=8).
-[ -z "${VIEW_PARTS:-}" ] || ARGS+=(--arc_view_parts "$VIEW_PARTS")
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/log.txt"
 python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt"
 # The weights and the run folder come back first, so a call cut short during the 32-view evaluation keeps them.

@@ -9,6 +9,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .conventions import (
+    ARC_VIEW_PARTS,
     CLIP_MEAN,
     CLIP_STD,
     EFFICIENTNET_MEAN,
@@ -162,6 +163,12 @@ class TRMConfig(PretrainedConfig):
             task then costs 196 tokens instead of 1,024 (the ARC-AGI-1 trainable pairs average ~340 against 1,024).
             Training and inference must agree, so the recipe, `evaluate_arc.py` and test-time training read this
             field. Only without a pretrained tower (the tower reads the full canvas).
+        arc_view_parts (`list[str]`, *optional*, defaults to `["dihedral", "colours", "translation"]`):
+            The parts of an ARC view drawn at random in training (`conventions.ARC_VIEW_PARTS`): the dihedral
+            transform, the colour permutation, the placement. The model is only asked about views it was trained
+            on: the ARC recipe draws these parts, and voting (`evaluate_arc.py`, the Space) and test-time training
+            draw within them. Without `"colours"` the voting views are the 8 dihedral transforms under the task's
+            own colours; without `"dihedral"` too, the identity view alone.
         H_cycles (`int`, *optional*, defaults to 3):
             Outer recursion cycles; the first `H_cycles - 1` run without gradient.
         L_cycles (`int`, *optional*, defaults to 6):
@@ -262,6 +269,7 @@ class TRMConfig(PretrainedConfig):
         crop_cell_canvas: bool = False,
         position_encoding: str = "learned",
         rope_theta: float = 100.0,
+        arc_view_parts: list[str] | tuple[str, ...] = ARC_VIEW_PARTS,
         H_cycles: int = 3,
         L_cycles: int = 6,
         trm_num_layers: int = 2,
@@ -320,6 +328,7 @@ class TRMConfig(PretrainedConfig):
         self.crop_cell_canvas = crop_cell_canvas
         self.position_encoding = position_encoding
         self.rope_theta = rope_theta
+        self.arc_view_parts = list(arc_view_parts) if isinstance(arc_view_parts, (list, tuple)) else arc_view_parts
         self.H_cycles = H_cycles
         self.L_cycles = L_cycles
         self.trm_num_layers = trm_num_layers
@@ -436,6 +445,10 @@ class TRMConfig(PretrainedConfig):
             problems.append(f"position_encoding='rope_2d' splits each head in four (row and column, two halves "
                             f"each): hidden_size / num_attention_heads = "
                             f"{self.hidden_size // self.num_attention_heads} is not a multiple of 4")
+        parts = self.arc_view_parts
+        if (not isinstance(parts, list) or not set(parts) <= set(ARC_VIEW_PARTS)
+                or len(set(parts)) != len(parts)):
+            problems.append(f"arc_view_parts must list each of {ARC_VIEW_PARTS} at most once, got {parts!r}")
         if self.fusion_mode not in FUSION_MODES:
             problems.append(f"fusion_mode={self.fusion_mode!r} is not one of {FUSION_MODES}")
         if self.planner_selection not in PLANNER_SELECTIONS:

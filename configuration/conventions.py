@@ -34,6 +34,9 @@ NUM_COLORS = 10
 # column 1 + c). The identity view:
 NUM_DIHEDRAL_TRANSFORMS = 8
 IDENTITY_AUGMENTATION = (0,) + tuple(range(NUM_COLORS))
+# The parts of an ARC view a model can be trained to see at random (`TRMConfig.arc_view_parts`): the dihedral
+# transform, the colour permutation and the placement on the canvas.
+ARC_VIEW_PARTS = ("dihedral", "colours", "translation")
 # The standard ARC palette, colour index 0..9 (uint8 RGB).
 ARC_PALETTE = np.array(
     [

@@ -30,10 +30,10 @@ try:  # the installed package registers its Auto classes, which the demo checkpo
     # MODEL_ID runs on the checkpoint's own remote code and needs only transformers
     import vision_trm.modeling_trm  # noqa: F401
     import vision_trm.processing  # noqa: F401
-    from vision_trm.train_scripts.arc_voting import demonstrated_output_sizes
+    from vision_trm.train_scripts.arc_voting import demonstrated_output_sizes, max_voting_views
     from vision_trm.train_scripts.test_time_training import solve_arc_task
 except ImportError:
-    vision_trm = solve_arc_task = demonstrated_output_sizes = None
+    vision_trm = solve_arc_task = demonstrated_output_sizes = max_voting_views = None
 
 try:  # the Image -> code tab's safe parsers and PIL renderers (in the package, not in a Hub model's code)
     from vision_trm.train_scripts.image_to_code import KINDS as CODE_KINDS
@@ -262,6 +262,15 @@ def trained_row(model, processor, name) -> int | None:
     """The task's trained id when the model has one (an evaluation task it was trained on), else None."""
     task_id = processor.task_id_of(name)
     return task_id if 0 < task_id < model.config.num_task_ids else None
+
+
+def voting_view_limit(model) -> int:
+    """The most views the page offers to vote over: `MAX_TTT_VIEWS`, or fewer for a model trained without colour
+    permutations (8 dihedral views) or without dihedral transforms too (1), as its `config.arc_view_parts` says."""
+    parts = getattr(getattr(model, "config", None), "arc_view_parts", None)
+    if parts is None or max_voting_views is None:
+        return MAX_TTT_VIEWS
+    return min(MAX_TTT_VIEWS, max_voting_views(parts) or MAX_TTT_VIEWS)
 
 
 def solve_with_ttt(model, processor, task: dict, steps: int, max_seconds: float, num_views: int, progress=None,
@@ -512,7 +521,8 @@ def build_demo() -> gr.Blocks:
                     ttt_steps = gr.Slider(0, MAX_TTT_STEPS, value=DEFAULT_TTT_STEPS, step=1, label="Steps")
                     ttt_seconds = gr.Slider(1, MAX_TTT_SECONDS, value=DEFAULT_TTT_SECONDS, step=1,
                                             label="Time bound on the training (s)")
-                    ttt_views = gr.Slider(1, MAX_TTT_VIEWS, value=MAX_TTT_VIEWS, step=1, label="Views voted over")
+                    views = voting_view_limit(MODEL)
+                    ttt_views = gr.Slider(1, views, value=views, step=1, label="Views voted over")
                     ttt_sizes = gr.Checkbox(value=True, label="Answer at the size the demonstrations agree on")
                     solve_button = gr.Button("Solve with test-time training")
             with gr.Column(scale=3):

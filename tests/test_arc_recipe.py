@@ -2,6 +2,7 @@
 their own optimizer group, the weight EMA saves and resumes, and `run_multimodal.py --recipe arc` trains and
 resumes end to end."""
 
+import copy
 import json
 
 import numpy as np
@@ -22,6 +23,7 @@ from vision_trm.train_scripts.arc_batches import (
     ArcPairIndices,
     cell_maps,
     collate_pair_indices,
+    parse_view_parts,
     random_colour_permutations,
     transform_grids,
 )
@@ -193,12 +195,13 @@ def test_arc_inputs_are_seeded_by_the_step(tmp_path, arc_config):
     assert not torch.equal(trainer._arc_inputs(indices)["augmentation_ids"], first["augmentation_ids"])
 
 
-def test_trainer_draws_only_the_view_parts_it_is_given(tmp_path, arc_config):
-    """`--arc_view_parts dihedral,translation` reaches the batches: no colour permutation in any row, while the
-    dihedral transform still varies; the default keeps drawing colour permutations."""
+def test_trainer_draws_only_the_view_parts_of_the_models_config(tmp_path, arc_config):
+    """`config.arc_view_parts = ["dihedral", "translation"]` reaches the batches: no colour permutation in any row,
+    while the dihedral transform still varies; the default config keeps drawing colour permutations."""
     identity = torch.arange(10)
-    without_colours = _trainer(tmp_path, arc_config, arc_view_parts=("dihedral", "translation"))
-    default = _trainer(tmp_path, arc_config)
+    without = copy.deepcopy(arc_config)
+    without.arc_view_parts = ["dihedral", "translation"]
+    without_colours, default = _trainer(tmp_path, without), _trainer(tmp_path, arc_config)
     seen_dihedral, seen_colours = set(), False
     for step in range(6):
         without_colours.state.global_step = default.state.global_step = step
@@ -213,18 +216,20 @@ def test_trainer_draws_only_the_view_parts_it_is_given(tmp_path, arc_config):
 @pytest.mark.parametrize("text, parts", [("dihedral,translation", ("dihedral", "translation")), ("none", ()),
                                          (" colours , dihedral ", ("colours", "dihedral"))])
 def test_view_parts_are_parsed(text, parts):
-    from vision_trm.train_scripts.arc_batches import parse_view_parts
-
     assert parse_view_parts(text) == parts
 
 
 @pytest.mark.parametrize("text, message", [("rotation", "rotation"), ("dihedral,dihedral", "at most once"),
                                            ("", "at most once")])
 def test_bad_view_parts_are_named(text, message):
-    from vision_trm.train_scripts.run_multimodal import RecipeArguments
+    with pytest.raises(ValueError, match=message):
+        parse_view_parts(text)
 
-    with pytest.raises(ValueError, match=f"--arc_view_parts: .*{message}"):
-        RecipeArguments(recipe="arc", arc_view_parts=text)
+
+@pytest.mark.parametrize("parts", [["rotation"], ["dihedral", "dihedral"], "dihedral"])
+def test_bad_arc_view_parts_in_the_config_are_named(parts):
+    with pytest.raises(ValueError, match="arc_view_parts must list each of"):
+        TRMConfig(arc_view_parts=parts)
 
 
 def test_weight_ema_averages_saves_and_resumes(tmp_path):
@@ -264,19 +269,19 @@ def test_arc_recipe_trains_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(run_multimodal, "load_arc_tasks", lambda version: (training, evaluation))
     common = ["--recipe", "arc", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "2",
               "--save_steps", "2", "--logging_steps", "1", "--max_train_minutes", "0", "--use_cpu", "True",
-              "--config_overrides", json.dumps({"hidden_size": 16, "num_attention_heads": 2})]
+              "--config_overrides", json.dumps({"hidden_size": 16, "num_attention_heads": 2,
+                                                "arc_view_parts": ["dihedral", "translation"]})]
     first = run_multimodal.main(common + ["--max_steps", "2", "--skip_final_eval", "True"])
     assert first["train"]["arc"]["steps_run"] == 2
     assert (tmp_path / "run" / "checkpoint-2" / "ema.safetensors").is_file()
-    assert first["arc_view_parts"] == "dihedral,colours,translation"
-    second = run_multimodal.main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last",
-                                           "--arc_view_parts", "dihedral,translation"])
+    second = run_multimodal.main(common + ["--max_steps", "3", "--resume_from_checkpoint", "last"])
     assert second["train"]["arc"]["steps_run"] == 3 and second["train"]["arc"]["steps_this_call"] == 1
-    assert second["arc_view_parts"] == "dihedral,translation"  # recorded with the run
+    assert first["arc_view_parts"] == second["arc_view_parts"] == ["dihedral", "translation"]  # recorded
     assert second["arc"]["copy_input"]["per_cell_accuracy"] == 0.0  # [[6, 7]] -> [[7, 6]]: every cell differs
     assert 0.0 <= second["arc"]["model"]["per_cell_accuracy"] <= 1.0
     saved = TRMForMultitaskReasoning.from_pretrained(tmp_path / "run")
     assert saved.config.use_augmentation_tokens and saved.config.num_task_ids == 5
+    assert saved.config.arc_view_parts == ["dihedral", "translation"]  # evaluation and TTT read it from here
 
 
 def test_residual_fusion_starts_without_the_tower_and_learns_to_use_it():

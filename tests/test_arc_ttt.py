@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from vision_trm.configuration import MODALITY_GRID, TRMConfig
-from vision_trm.modeling_trm import TRMForMultitaskReasoning
+from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMModel
 from vision_trm.processing import TRMProcessor
 from vision_trm.processing.grids import pad_grid
 from vision_trm.processing.transforms import inverse_transform_grid, transform_grid
 from vision_trm.train_scripts import evaluate_arc
 from vision_trm.train_scripts.arc_voting import predict_test_inputs, vote, voting_views
 from vision_trm.train_scripts.evaluate_arc import evaluate_arc_tasks
-from vision_trm.train_scripts.test_time_training import solve_arc_task
+from vision_trm.train_scripts.test_time_training import demonstration_batch, fitting_view_parts, solve_arc_task
 
 REPO = Path(__file__).resolve().parents[1]
 SIDE = 6  # the largest grid of the shrunk config
@@ -273,7 +273,7 @@ def test_ttt_starts_a_new_task_from_the_mean_of_the_trained_rows(copy_model):
     assert (zero.start, mean.start) == ("zero", "mean of 2 trained rows")
     with pytest.raises(ValueError, match=r"start_from_task_id must be None or a trained task id in \[1, 4\)"):
         solve_arc_task(fitted, processor, recolour_task(0), start_from_task_id=4)
-    with pytest.raises(ValueError, match="num_views=32 needs colour_permutations=True"):
+    with pytest.raises(ValueError, match="num_views=32: views that draw only .* give 8 distinct"):
         solve_arc_task(fitted, processor, recolour_task(0), colour_permutations=False)
 
 
@@ -312,18 +312,40 @@ def test_evaluate_arc_cli_runs_ttt_per_task(copy_model, tmp_path, monkeypatch):
     assert [report[t["id"]]["ttt"]["start"] for t in tasks] == ["task row 1", "task row 2"]
 
 
-def test_evaluate_arc_cli_fits_without_colour_permutations_on_request(copy_model, tmp_path, monkeypatch):
-    """`--no-ttt_colour_permutations` reaches `solve_arc_task`: more views than the 8 dihedral transforms are refused
-    (they would need colour permutations), and 8 or fewer run."""
+def test_a_model_trained_without_colour_permutations_is_voted_and_fitted_without_them(copy_model, tmp_path,
+                                                                                       monkeypatch):
+    """`config.arc_view_parts` without "colours": `evaluate_arc.py` refuses more views than the 8 dihedral transforms
+    (naming the field), votes over those 8, and test-time training fits under the identity colours."""
     model, processor = copy_model
     model.trm.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
+    config_file = tmp_path / "model" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "arc_view_parts": ["dihedral", "translation"]}))
     monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: ([], [recolour_task(0)]))
-    common = ["--model_name_or_path", str(tmp_path / "model"), "--device", "cpu", "--ttt_steps", "1",
-              "--no-ttt_colour_permutations", "--output_json", str(tmp_path / "attempts.json")]
-    with pytest.raises(ValueError, match="needs colour_permutations=True"):
-        evaluate_arc.main(common + ["--num_views", "16"])
-    assert evaluate_arc.main(common + ["--num_views", "8"])["num_views"] == 8
+    common = ["--model_name_or_path", str(tmp_path / "model"), "--device", "cpu",
+              "--output_json", str(tmp_path / "attempts.json")]
+    for ttt in ([], ["--ttt_steps", "1"]):
+        with pytest.raises(ValueError, match=r"num_views=16: .*config.arc_view_parts"):
+            evaluate_arc.main(common + ttt + ["--num_views", "16"])
+        assert evaluate_arc.main(common + ttt + ["--num_views", "8"])["num_views"] == 8
+    trained = TRMModel.from_pretrained(tmp_path / "model")
+    parts = fitting_view_parts(trained.config.arc_view_parts, None)
+    inputs, _ = demonstration_batch(processor, [(g["input"], g["output"]) for g in recolour_task(0)["train"]] * 4,
+                                    16, np.random.default_rng(0), parts, "cpu")
+    views = inputs["augmentation_ids"]
+    assert (views[:, 1:] == torch.arange(10)).all() and len(set(views[:, 0].tolist())) > 1
+    with pytest.raises(ValueError, match="trained without colour permutations"):
+        fitting_view_parts(trained.config.arc_view_parts, True)
+
+
+def test_voting_views_stay_within_the_trained_view_parts():
+    assert voting_views(8, view_parts=("dihedral", "translation")) == voting_views(8)
+    assert voting_views(1, view_parts=()) == [(0, None)]
+    colours_only = voting_views(3, view_parts=("colours",))
+    assert [d for d, _ in colours_only] == [0, 0, 0] and colours_only[1][1] is not None
+    with pytest.raises(ValueError, match="give 1 distinct view"):
+        voting_views(2, view_parts=("translation",))
 
 
 def test_evaluate_arc_cli_scores_the_training_split_on_request(copy_model, tmp_path, monkeypatch):

@@ -130,6 +130,21 @@ def test_arc_bundled_example(space, checkpoint):
         assert np.array_equal(image, draw(grid, 120))
 
 
+def test_views_offered_stay_within_what_the_model_was_trained_on(space):
+    """The "Views voted over" slider's maximum follows `config.arc_view_parts`: 32 with colour permutations, the 8
+    dihedral views without them, the identity alone without dihedral transforms either."""
+    from types import SimpleNamespace
+
+    app, _ = space
+
+    def model(parts):
+        return SimpleNamespace(config=SimpleNamespace(arc_view_parts=parts))
+
+    assert app.voting_view_limit(app.MODEL) == app.MAX_TTT_VIEWS == 32
+    assert app.voting_view_limit(model(["dihedral", "translation"])) == 8
+    assert app.voting_view_limit(model(["translation"])) == 1
+
+
 def test_arc_pasted_task_runs_the_chosen_test_input(space):
     app, client = space
     task = {

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from vision_trm.configuration.conventions import (
+    ARC_VIEW_PARTS,
     BACKGROUND_CLASS,
     BORDER_CLASS,
     MODALITY_GRID,
@@ -30,8 +31,9 @@ from vision_trm.configuration.conventions import (
 )
 
 PADDING = -1  # outside a grid, in the padded [N, G, G] tensors (never a colour)
-# The parts of a training view that `ArcPairBank.batch(augment=True)` draws at random (the others stay the identity).
-VIEW_PARTS = ("dihedral", "colours", "translation")
+# The parts of a training view that `ArcPairBank.batch(augment=True)` can draw at random (the others stay the
+# identity); the recipe draws those of `TRMConfig.arc_view_parts`.
+VIEW_PARTS = ARC_VIEW_PARTS
 
 
 def parse_view_parts(text: str) -> tuple[str, ...]:

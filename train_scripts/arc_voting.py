@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vision_trm.configuration.conventions import NUM_DIHEDRAL_TRANSFORMS
+from vision_trm.configuration.conventions import ARC_VIEW_PARTS, NUM_DIHEDRAL_TRANSFORMS
 from vision_trm.modeling_trm.cell_head import decode_cell_logits
 from vision_trm.processing import output_size_from_demonstrations, task_canvas_cells, transforms
 
@@ -31,17 +31,42 @@ class Candidate:
     confidence: float
 
 
-def voting_views(num_views: int = 32, seed: int = 0) -> list[tuple[int, np.ndarray | None]]:
+def voting_views(num_views: int = 32, seed: int = 0,
+                 view_parts=ARC_VIEW_PARTS) -> list[tuple[int, np.ndarray | None]]:
     """`num_views` deterministic views: every dihedral transform under the identity colours first (the identity view
     first of all), then every dihedral transform under each of `ceil(num_views / 8) - 1` seeded random colour
-    permutations (colour 0 fixed); 32 views = 8 dihedral transforms x 4 colour permutations."""
+    permutations (colour 0 fixed); 32 views = 8 dihedral transforms x 4 colour permutations.
+
+    `view_parts` (a model's `config.arc_view_parts`) keeps the views among those the model was trained on: without
+    "colours" there are only the 8 dihedral transforms, without "dihedral" only the identity transform; asking for
+    more views than that is an error that says so."""
     if isinstance(num_views, bool) or not isinstance(num_views, (int, np.integer)) or num_views < 1:
         raise ValueError(f"num_views must be an int >= 1, got {num_views!r}")
+    dihedrals = range(NUM_DIHEDRAL_TRANSFORMS) if "dihedral" in view_parts else range(1)
+    most = max_voting_views(view_parts)
+    if most is not None and num_views > most:
+        raise ValueError(f"num_views={num_views}: views that draw only {list(view_parts)} at random give {most} "
+                         f"distinct view(s); a model trained so (config.arc_view_parts) is voted over at most that "
+                         f"many")
     rng = np.random.default_rng(seed)
     permutations = [None] + [transforms.random_color_permutation(rng)
-                             for _ in range(math.ceil(num_views / NUM_DIHEDRAL_TRANSFORMS) - 1)]
-    views = [(d, p) for p in permutations for d in range(NUM_DIHEDRAL_TRANSFORMS)]
+                             for _ in range(math.ceil(num_views / len(dihedrals)) - 1)]
+    views = [(d, p) for p in permutations for d in dihedrals]
     return views[:num_views]
+
+
+def max_voting_views(view_parts) -> int | None:
+    """How many distinct views `voting_views` can draw within `view_parts`: None (no limit) with colour
+    permutations, else the dihedral transforms (8) or the identity alone (1)."""
+    if "colours" in view_parts:
+        return None
+    return NUM_DIHEDRAL_TRANSFORMS if "dihedral" in view_parts else 1
+
+
+def trained_view_parts(model) -> tuple[str, ...]:
+    """The parts of an ARC view `model` was trained to see at random (`config.arc_view_parts`; all of them for a
+    config without the field)."""
+    return tuple(getattr(model.config, "arc_view_parts", ARC_VIEW_PARTS))
 
 
 def emit_confidence(outputs) -> torch.Tensor:

@@ -47,6 +47,7 @@ from vision_trm.train_scripts.arc_voting import (
     demonstrated_output_sizes,
     predict_views,
     task_canvas,
+    trained_view_parts,
     vote,
     voting_views,
 )
@@ -152,7 +153,7 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
             reports, fitting = solve_all_tasks(model, processor, tasks, task_ids, num_views, ttt_steps, show_progress,
                                                seed, kwargs)
         else:
-            views = voting_views(num_views, seed)
+            views = voting_views(num_views, seed, trained_view_parts(model))
             candidates = vote_all_tasks(model, processor, tasks, task_ids, views, batch_size, show_progress,
                                         size_from_demonstrations)
             reports = [[attempts_report(c, pair["output"]) for c, pair in zip(per_input, task["test"])]
@@ -264,7 +265,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--arc_version", default="1")
     parser.add_argument("--num_views", type=positive_int, default=32,
-                        help="Views voted over (>= 1): the 8 dihedral transforms x colour permutations.")
+                        help="Views voted over (>= 1): the 8 dihedral transforms x colour permutations, within the "
+                             "model's config.arc_view_parts (without colours: at most 8).")
     parser.add_argument("--split", choices=SPLITS, default="evaluation",
                         help="evaluation: the held-out test inputs. training: the training tasks' test pairs, which "
                              "the ARC recipe trains on, so this measures how well the model fits what it saw. "
@@ -282,9 +284,6 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="Learning rate of the fitted task embedding.")
     parser.add_argument("--ttt_lora_r", type=non_negative_int, default=0,
                         help="Rank of LoRA adapters trained with the embedding at test time (0: the embedding alone).")
-    parser.add_argument("--ttt_colour_permutations", action=argparse.BooleanOptionalAction, default=True,
-                        help="Fit under random colour permutations too; --no-ttt_colour_permutations (with "
-                             "--num_views <= 8) for a model trained without them (--arc_view_parts without colours).")
     parser.add_argument("--ttt_start_from_trained_row", action=argparse.BooleanOptionalAction, default=True,
                         help="A task with a trained id starts test-time training from its row.")
     parser.add_argument("--size_from_demonstrations", action=argparse.BooleanOptionalAction, default=False,
@@ -306,8 +305,7 @@ def main(argv=None):
         vocabulary = {}
     tasks = tasks_of_split(training_tasks, evaluation_tasks, args.split)
     tasks = tasks if args.max_tasks is None else tasks[: args.max_tasks]
-    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r,
-                  "colour_permutations": args.ttt_colour_permutations}
+    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
     summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
                                            args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
                                            ttt_kwargs=ttt_kwargs, size_from_demonstrations=args.size_from_demonstrations)

@@ -45,13 +45,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from vision_trm.configuration import MODALITY_GRID, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
 from vision_trm.processing import TRMProcessor, output_size_from_demonstrations, task_canvas_cells
-from vision_trm.train_scripts.arc_batches import (
-    VIEW_PARTS,
-    ArcPairBank,
-    ArcPairIndices,
-    collate_pair_indices,
-    parse_view_parts,
-)
+from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
 from vision_trm.train_scripts.data_arc import (TRAINING_PAIR_SETS, arc_protocol_split, build_task_vocabulary,
                                                load_arc_tasks, select_training_pairs)
@@ -152,10 +146,6 @@ class RecipeArguments:
     arc_canvas_slack: int = field(default=4, metadata={"help": "With crop_cell_canvas: up to this many random "
                                                                "extra cells per side of a batch's canvas, room for "
                                                                "translation (--recipe arc)."})
-    arc_view_parts: str = field(default=",".join(VIEW_PARTS), metadata={
-        "help": "Parts of each training view drawn at random, a comma list of dihedral, colours, translation, or "
-                "none (--recipe arc). Without colours, vote over the dihedral views alone: evaluate_arc.py "
-                "--num_views 8."})
     arc_training_pairs: str = field(default="all", metadata={"help": "all (training-task pairs + evaluation "
                                                                       "demonstrations) or evaluation_demos (the "
                                                                       "evaluation demonstrations alone: a joint "
@@ -175,10 +165,6 @@ class RecipeArguments:
         if self.arc_training_pairs not in TRAINING_PAIR_SETS:
             raise ValueError(f"--arc_training_pairs must be one of {TRAINING_PAIR_SETS}, got "
                              f"{self.arc_training_pairs!r}")
-        try:
-            self.arc_view_parts = ",".join(parse_view_parts(self.arc_view_parts)) or "none"
-        except ValueError as error:
-            raise ValueError(f"--arc_view_parts: {error}") from None
         if self.arc_canvas_slack < 0:
             raise ValueError(f"--arc_canvas_slack must be >= 0, got {self.arc_canvas_slack}")
         if not 0.0 <= self.arc_copy_fraction < 1.0:
@@ -546,7 +532,6 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
                          data_collator=collate_pair_indices, processing_class=processor, callbacks=callbacks,
                          arc_bank=bank, arc_copy_fraction=recipe_args.arc_copy_fraction,
                          arc_canvas_slack=recipe_args.arc_canvas_slack,
-                         arc_view_parts=parse_view_parts(recipe_args.arc_view_parts),
                          task_embedding_learning_rate=recipe_args.task_embedding_learning_rate)
     try:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -575,7 +560,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         "date": datetime.date.today().isoformat(), "seed": training_args.seed, "world_size": training_args.world_size,
         "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
         "arc_copy_fraction": recipe_args.arc_copy_fraction, "arc_training_pairs": recipe_args.arc_training_pairs,
-        "arc_view_parts": recipe_args.arc_view_parts,
+        "arc_view_parts": list(model.config.arc_view_parts),
     }
     if torch.cuda.is_available():
         results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

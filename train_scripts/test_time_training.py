@@ -20,10 +20,11 @@ the demonstrations pull the row towards their rule; a zero row is what images an
 after training. `"zero"` starts where TRM starts every puzzle embedding. `start_from_task_id=k` starts from row k:
 an evaluation task whose demonstrations the model was trained on continues from its own row.
 
-Augmentation. Each fitting step draws, for every demonstration row, a random view (one of the 8 dihedral transforms
-and, with `colour_permutations`, a random colour permutation, colour 0 fixed), passed as `augmentations=` so that
-the model is told the view (`augmentation_ids`), and a random placement (`random_placement=True`: a random
-whole-cell offset in the cells layout, random scale and offset in the scaled one).
+Augmentation. Each fitting step draws, for every demonstration row, a random view within the parts the model was
+trained with (`config.arc_view_parts`): one of the 8 dihedral transforms and, with `colour_permutations`, a random
+colour permutation, colour 0 fixed, passed as `augmentations=` so that the model is told the view
+(`augmentation_ids`), and a random placement (`random_placement=True`: a random whole-cell offset in the cells
+layout, random scale and offset in the scaled one). Voting stays within the same parts.
 
 Time. `max_seconds` bounds the fitting: it stops before the first step that would start after the bound, so
 fitting lasts at most `max_seconds` plus one step; the prediction (`num_views` views per test input) comes after.
@@ -50,6 +51,7 @@ from vision_trm.train_scripts.arc_voting import (
     demonstrated_output_sizes,
     predict_test_inputs,
     task_canvas,
+    trained_view_parts,
     voting_views,
 )
 
@@ -106,7 +108,7 @@ def solve_arc_task(
     learning_rate: float = 1e-2,
     lora_learning_rate: float = 1e-3,
     batch_size: int | None = None,
-    colour_permutations: bool = True,
+    colour_permutations: bool | None = None,
     start_from_task_id: int | None = None,
     initial_embedding: str = "mean",
     predict_batch_size: int = 64,
@@ -129,7 +131,9 @@ def solve_arc_task(
         batch_size: demonstration rows per step, each pair in its own random view (default: the number of pairs).
         colour_permutations: permute colours in the fitting views and in the voting views; without, both are the 8
             dihedral transforms only (so `num_views` <= 8). A model that cannot read the colour permutation from
-            its augmentation tokens (one never trained with them) fits a colour rule only without.
+            its augmentation tokens (one never trained with them) fits a colour rule only without. Default: as the
+            model was trained (`"colours" in config.arc_view_parts`); the dihedral transforms are drawn only if
+            `config.arc_view_parts` has `"dihedral"`.
         start_from_task_id: start the embedding from this trained row (an evaluation task the model has seen).
         initial_embedding: without `start_from_task_id`, `"mean"` of the trained rows or `"zero"`.
         predict_batch_size: rows per forward when predicting the views.
@@ -139,7 +143,9 @@ def solve_arc_task(
         [`TTTResult`].
     """
     _check_arguments(model, steps, num_views, max_seconds, lora_r, learning_rate, lora_learning_rate, batch_size,
-                     start_from_task_id, initial_embedding, predict_batch_size, colour_permutations)
+                     start_from_task_id, initial_embedding, predict_batch_size)
+    view_parts = fitting_view_parts(trained_view_parts(model), colour_permutations)
+    views = voting_views(num_views, seed, view_parts)  # checked before any fitting
     checked = processor.validate_task(task)
     report = progress if progress is not None else (lambda fraction, message: None)
     started = time.perf_counter()
@@ -152,10 +158,9 @@ def solve_arc_task(
         canvas_cells = task_canvas(model, processor, task)
         loss_curve, stopped = fit_demonstrations(
             fitted, processor, optimizer, checked["train"], steps, batch_size or len(checked["train"]),
-            colour_permutations, max_seconds, np.random.default_rng(seed), report, started, canvas_cells)
+            view_parts, max_seconds, np.random.default_rng(seed), report, started, canvas_cells)
     fit_seconds = time.perf_counter() - started
     fitted.eval()
-    views = voting_views(num_views, seed)
     total_rows = len(checked["test"]) * len(views)
 
     def on_batch(done: int, total: int) -> None:
@@ -212,24 +217,36 @@ def ttt_optimizer(fitted, lora_r: int, learning_rate: float, lora_learning_rate:
     return torch.optim.AdamW(groups, betas=(0.9, 0.95))
 
 
-def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, colour_permutations: bool,
-                        device, canvas_cells: int | None = None) -> tuple[dict, dict]:
+def fitting_view_parts(trained_parts, colour_permutations: bool | None) -> list[str]:
+    """The parts of a view drawn at random in fitting and voting: those the model was trained with
+    (`config.arc_view_parts`), less the colours with `colour_permutations=False`. Asking for colour permutations of a
+    model trained without them is an error."""
+    parts = list(trained_parts)
+    if colour_permutations is True and "colours" not in parts:
+        raise ValueError(f"colour_permutations=True, but the model was trained without colour permutations "
+                         f"(config.arc_view_parts={parts})")
+    return [part for part in parts if part != "colours" or colour_permutations is not False]
+
+
+def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, view_parts, device,
+                        canvas_cells: int | None = None) -> tuple[dict, dict]:
     """`(inputs, labels)` of one fitting step: `rows` demonstration pairs (every pair once per `len(pairs)` rows, in
-    a random order), each in a random view at a random placement, all with task id `FITTED_ROW` (on the task's
-    cropped canvas with `canvas_cells`)."""
+    a random order), each in a random view (the parts of it `view_parts` names) at a random placement, all with
+    task id `FITTED_ROW` (on the task's cropped canvas with `canvas_cells`)."""
     order = np.concatenate([rng.permutation(len(pairs)) for _ in range(-(-rows // len(pairs)))])[:rows]
     chosen = [pairs[i] for i in order]
-    views = [(int(rng.integers(NUM_DIHEDRAL_TRANSFORMS)),
-              transforms.random_color_permutation(rng) if colour_permutations else None) for _ in chosen]
+    dihedrals = NUM_DIHEDRAL_TRANSFORMS if "dihedral" in view_parts else 1
+    views = [(int(rng.integers(dihedrals)),
+              transforms.random_color_permutation(rng) if "colours" in view_parts else None) for _ in chosen]
     batch = processor([grid_in for grid_in, _ in chosen], grid_targets=[grid_out for _, grid_out in chosen],
-                      task_ids=[FITTED_ROW] * rows, augmentations=views, random_placement=True,
+                      task_ids=[FITTED_ROW] * rows, augmentations=views, random_placement="translation" in view_parts,
                       seed=int(rng.integers(2**31)), canvas_cells=canvas_cells, return_tensors="pt")
     inputs = {name: batch[name].to(device) for name in MODEL_INPUT_NAMES if name in batch}
     labels = {name: batch[name].to(device) for name in LABEL_NAMES if name in batch}
     return inputs, labels
 
 
-def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: int, colour_permutations: bool,
+def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: int, view_parts,
                        max_seconds: float | None, rng: np.random.Generator, report, started: float,
                        canvas_cells: int | None = None):
     """Up to `steps` AdamW steps of the training objective on the demonstrations; returns `(loss_curve, stopped)`,
@@ -241,7 +258,7 @@ def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: in
     for step in range(steps):
         if max_seconds is not None and time.perf_counter() - started >= max_seconds:
             return curve, True
-        inputs, labels = demonstration_batch(processor, pairs, rows, rng, colour_permutations, device, canvas_cells)
+        inputs, labels = demonstration_batch(processor, pairs, rows, rng, view_parts, device, canvas_cells)
         loss = loss_head(fitted(**inputs), **labels)["loss"]
         loss.backward()
         optimizer.step()
@@ -253,16 +270,13 @@ def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: in
 
 
 def _check_arguments(model, steps, num_views, max_seconds, lora_r, learning_rate, lora_learning_rate, batch_size,
-                     start_from_task_id, initial_embedding, predict_batch_size, colour_permutations) -> None:
+                     start_from_task_id, initial_embedding, predict_batch_size) -> None:
     """Raises `ValueError` naming the first argument that is not usable."""
     check_grid_head(model)
     for name, value, lowest in (("steps", steps, 0), ("num_views", num_views, 1), ("lora_r", lora_r, 0),
                                 ("predict_batch_size", predict_batch_size, 1)):
         if not _is_int(value) or value < lowest:
             raise ValueError(f"{name} must be an int >= {lowest}, got {value!r}")
-    if not colour_permutations and num_views > NUM_DIHEDRAL_TRANSFORMS:
-        raise ValueError(f"num_views={num_views} needs colour_permutations=True: the dihedral transforms alone give "
-                         f"{NUM_DIHEDRAL_TRANSFORMS} distinct views")
     if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be None or an int >= 1, got {batch_size!r}")
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds >= 0):

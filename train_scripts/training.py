@@ -50,7 +50,8 @@ class TRMTrainer(Trainer):
       the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
     * The ARC recipe: with `arc_bank` (an `ArcPairBank` on the training device) a micro-batch of `arc_pair_index`
       becomes augmented model inputs on the device, seeded by (seed, optimizer step, process, micro-batch), so a
-      resumed run draws the views an uninterrupted one would. With `task_embedding_learning_rate` the task
+      resumed run draws the views an uninterrupted one would, drawing at random the parts of a view the model's
+      `config.arc_view_parts` names. With `task_embedding_learning_rate` the task
       embeddings are their own optimizer group at that learning rate, without weight decay (TRM: 1e-2, against
       1e-4 for the network): each task's rows see only that task's few pairs. With cropped cell canvases
       (`crop_cell_canvas`) micro-batches hold pairs of similar canvas size (`SimilarCanvasSampler`).
@@ -59,11 +60,9 @@ class TRMTrainer(Trainer):
     """
 
     def __init__(self, *args, arc_bank=None, arc_copy_fraction: float = 0.0, arc_canvas_slack: int = 0,
-                 arc_view_parts: tuple[str, ...] = VIEW_PARTS, task_embedding_learning_rate: float | None = None,
-                 **kwargs):
+                 task_embedding_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.arc_bank = arc_bank
-        self.arc_view_parts = tuple(arc_view_parts)
         self.arc_copy_fraction = arc_copy_fraction
         self.arc_canvas_slack = arc_canvas_slack
         self.task_embedding_learning_rate = task_embedding_learning_rate
@@ -95,7 +94,7 @@ class TRMTrainer(Trainer):
         image_processor = self.processing_class.image_processor
         return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True,
                                    copy_fraction=self.arc_copy_fraction, canvas_slack=self.arc_canvas_slack,
-                                   view_parts=self.arc_view_parts)
+                                   view_parts=tuple(getattr(self.model.config, "arc_view_parts", VIEW_PARTS)))
 
     def _get_train_sampler(self, *args, **kwargs):
         # Cropped cell canvases: a micro-batch costs its largest pair's canvas, so batch pairs of similar size.
