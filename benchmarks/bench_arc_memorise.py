@@ -10,7 +10,7 @@ learning rate), and report every `--eval_every` steps how well the model reprodu
 * `test`: the tasks' held-out test inputs (identity view), for a glimpse of generalisation;
 * each as `[token accuracy over the canvas, exact share of pairs]`.
 
-`--views` names the parts of the view drawn at random (`arc_batches.VIEW_PARTS`: dihedral, colours, translation; or
+`--views` names the parts of the view drawn at random (`conventions.ARC_VIEW_PARTS`: dihedral, colours, translation; or
 none). The GPU model reproduced only 1.4% of the pairs it trained on for ~500 epochs; this asks where the fit goes.
 
     python benchmarks/bench_arc_memorise.py --views none                 # the pairs as they are
@@ -34,9 +34,10 @@ from tqdm.auto import tqdm
 
 from vision_trm.configuration import TRMConfig
 from vision_trm.configuration.configuration_trm import parse_field_override
+from vision_trm.configuration.conventions import ARC_VIEW_PARTS
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor, task_canvas_cells
-from vision_trm.train_scripts.arc_batches import VIEW_PARTS, ArcPairBank, parse_view_parts
+from vision_trm.train_scripts.arc_batches import ArcPairBank, parse_view_parts
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.training import task_embedding_parameter_groups
 
@@ -45,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="arc-tiny")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TRMConfig field override")
-    parser.add_argument("--views", default=",".join(VIEW_PARTS), help=f"comma list of {VIEW_PARTS}, or none")
+    parser.add_argument("--views", default=",".join(ARC_VIEW_PARTS), help=f"comma list of {ARC_VIEW_PARTS}, or none")
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--max_side", type=int, default=10)
     parser.add_argument("--steps", type=int, default=1000)

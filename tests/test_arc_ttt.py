@@ -501,3 +501,37 @@ def test_the_main_jobs_arc_table_scores_answers_at_the_demonstrated_size(copy_mo
     without = evaluation.evaluate_arc_heldout(model, MultimodalCollator(processor), datasets.Dataset.from_list(
         [{k: v for k, v in r.items() if k != "output_size"} for r in rows]))
     assert "model_size_from_demonstrations" not in without and len(answers) == 6
+
+
+def test_near_misses_count_answers_close_to_exact_and_solved_tasks_by_size():
+    """Attempt 1 of three test inputs: exact, 2 cells off of 25, wrong size; the solved task keeps its size."""
+    from vision_trm.train_scripts.evaluate_arc import near_misses
+
+    grid = [[1] * 5 for _ in range(5)]
+    off = [row[:] for row in grid]
+    off[0][0] = off[4][4] = 2
+    tasks = [{"id": "a", "test": [{"input": grid, "output": grid}]},
+             {"id": "b", "test": [{"input": grid, "output": grid}, {"input": grid, "output": [[1, 1]]}]}]
+    per_task = {"a": {"pass@2": True, "test_inputs": [{"attempts": [grid]}]},
+                "b": {"pass@2": False, "test_inputs": [{"attempts": [off]}, {"attempts": [grid]}]}}
+    assert near_misses(tasks, per_task) == {
+        "attempt_1_right_size": 2, "one_to_three_cells_wrong": 1, "at_least_95_percent_cells_right": 1,
+        "solved_tasks_keeping_size": 1, "solved_tasks_changing_size": 0}
+
+
+def test_a_saved_attempts_file_is_rescored_without_the_model(tmp_path):
+    import gzip
+
+    bench = load_file_module("arc_attempts_summary",
+                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    grid = [[3, 4], [5, 6]]
+    task = {"id": "t", "train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}
+    saved = {"summary": {"split": "evaluation", "arc_version": "1"},
+             "tasks": {"t": {"pass@1": True, "pass@2": True, "test_inputs": [{"attempts": [grid, grid]}]}}}
+    path = tmp_path / "attempts.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(saved, handle)
+    summary = bench.summarise_attempts(bench.load_attempts(path), [], [task])
+    assert summary["pass@2"] == 1.0 and summary["near_misses"]["solved_tasks_keeping_size"] == 1
+    with pytest.raises(ValueError, match="not in the evaluation split"):
+        bench.summarise_attempts(saved, [], [])

@@ -31,22 +31,19 @@ from vision_trm.configuration.conventions import (
 )
 
 PADDING = -1  # outside a grid, in the padded [N, G, G] tensors (never a colour)
-# The parts of a training view that `ArcPairBank.batch(augment=True)` can draw at random (the others stay the
-# identity); the recipe draws those of `TRMConfig.arc_view_parts`.
-VIEW_PARTS = ARC_VIEW_PARTS
 
 
 def parse_view_parts(text: str) -> tuple[str, ...]:
-    """`"dihedral,translation"` -> `("dihedral", "translation")`; `"none"` -> `()`. Names outside `VIEW_PARTS` and
+    """`"dihedral,translation"` -> `("dihedral", "translation")`; `"none"` -> `()`. Names outside `ARC_VIEW_PARTS` and
     repeated names are errors that name them."""
     if text.strip() == "none":
         return ()
     parts = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(set(parts) - set(VIEW_PARTS))
+    unknown = sorted(set(parts) - set(ARC_VIEW_PARTS))
     if unknown:
-        raise ValueError(f"{unknown} are not parts of a view; use a comma list of {VIEW_PARTS}, or none")
+        raise ValueError(f"{unknown} are not parts of a view; use a comma list of {ARC_VIEW_PARTS}, or none")
     if len(set(parts)) != len(parts) or not parts:
-        raise ValueError(f"view parts {text!r}: name each of {VIEW_PARTS} at most once, or write none")
+        raise ValueError(f"view parts {text!r}: name each of {ARC_VIEW_PARTS} at most once, or write none")
     return parts
 
 
@@ -87,10 +84,10 @@ class ArcPairBank:
 
     @torch.no_grad()
     def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
-              copy_fraction: float = 0.0, canvas_slack: int = 0, view_parts: tuple[str, ...] = VIEW_PARTS) -> dict:
+              copy_fraction: float = 0.0, canvas_slack: int = 0, view_parts: tuple[str, ...] = ARC_VIEW_PARTS) -> dict:
         """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
         view at the top-left corner with `augment=False`). `view_parts`: which parts of the view are drawn at
-        random when augmenting (`VIEW_PARTS`; the memorisation benchmark takes them apart).
+        random when augmenting (`conventions.ARC_VIEW_PARTS`; the recipe passes `TRMConfig.arc_view_parts`).
 
         With `canvas_cells` (a cropped cell canvas) the batch's canvas is the largest of its pairs' canvases plus a
         random `0..canvas_slack` cells (room for translation; never beyond the full canvas), so batch pairs of
@@ -99,9 +96,9 @@ class ArcPairBank:
         `copy_fraction`: the share of rows (drawn at random) whose target is their own input, under task id 0 ("no
         task"). Copying is the function most ARC outputs start from; these rows teach it outright, and task 0 keeps
         it apart from every task's own rule."""
-        unknown = sorted(set(view_parts) - set(VIEW_PARTS))
+        unknown = sorted(set(view_parts) - set(ARC_VIEW_PARTS))
         if unknown:
-            raise ValueError(f"view_parts {unknown} are not parts of a view; the parts are {VIEW_PARTS}")
+            raise ValueError(f"view_parts {unknown} are not parts of a view; the parts are {ARC_VIEW_PARTS}")
         parts = set(view_parts) if augment else set()
         indices = indices.to(self.inputs.device)
         batch = indices.shape[0]

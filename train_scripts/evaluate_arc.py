@@ -167,6 +167,7 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
                                 "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
                                 "ttt": fitting.get(task["id"])}
     summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
+               "near_misses": near_misses(tasks, per_task),
                "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
                "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
@@ -211,6 +212,32 @@ def size_breakdown(tasks, per_task) -> dict:
         "kept_size_cells_right": model_right / cells if cells else None,
         "kept_size_cells_right_by_copying": copy_right / cells if cells else None,
     }
+
+
+def near_misses(tasks, per_task) -> dict:
+    """How close attempt 1 comes where it is not exact: of the test inputs answered at the right size, how many are
+    1-3 cells from exact and how many have at least 95% of their cells right (exact answers included); and how many
+    solved tasks (pass@2) keep their input's size in every test input."""
+    right_size = close = mostly_right = 0
+    solved_keeping_size = solved_changing_size = 0
+    for task in tasks:
+        report = per_task[task["id"]]
+        for test, pair in zip(report["test_inputs"], task["test"]):
+            expected = np.asarray(pair["output"])
+            attempt = np.asarray(test["attempts"][0]) if test["attempts"] else np.zeros((0, 0))
+            if attempt.shape != expected.shape:
+                continue
+            wrong = int((attempt != expected).sum())
+            right_size += 1
+            close += 1 <= wrong <= 3
+            mostly_right += wrong <= 0.05 * expected.size
+        if report["pass@2"]:
+            keeps = all(np.shape(pair["input"]) == np.shape(pair["output"]) for pair in task["test"])
+            solved_keeping_size += keeps
+            solved_changing_size += not keeps
+    return {"attempt_1_right_size": right_size, "one_to_three_cells_wrong": close,
+            "at_least_95_percent_cells_right": mostly_right, "solved_tasks_keeping_size": solved_keeping_size,
+            "solved_tasks_changing_size": solved_changing_size}
 
 
 SPLITS = ("evaluation", "training", "evaluation_demonstrations")

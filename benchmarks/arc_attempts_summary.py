@@ -1,0 +1,49 @@
+"""Re-scores a saved ARC attempts file (`evaluate_arc.py --output_json`, plain or gzipped) against the ARC-AGI tasks:
+pass@1 / pass@2, the size breakdown and the near misses, without the model.
+
+    python benchmarks/arc_attempts_summary.py benchmarks/results/h200_arc_main_run_rope_attempts.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+from vision_trm.train_scripts.data_arc import load_arc_tasks
+from vision_trm.train_scripts.evaluate_arc import near_misses, score, size_breakdown, tasks_of_split
+
+
+def load_attempts(path: Path) -> dict:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        return json.load(handle)
+
+
+def summarise_attempts(saved: dict, training_tasks, evaluation_tasks) -> dict:
+    """The summary of `saved` (`{"summary", "tasks"}`) over the tasks it holds, scored afresh."""
+    split = saved["summary"].get("split", "evaluation")
+    tasks = [task for task in tasks_of_split(training_tasks, evaluation_tasks, split) if task["id"] in saved["tasks"]]
+    if len(tasks) != len(saved["tasks"]):
+        unknown = sorted(set(saved["tasks"]) - {task["id"] for task in tasks})
+        raise ValueError(f"the attempts name tasks that are not in the {split} split: {unknown[:5]}")
+    per_task = saved["tasks"]
+    return {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
+            "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("attempts", type=Path)
+    parser.add_argument("--arc_version", default=None, help="default: the file's own")
+    args = parser.parse_args(argv)
+    saved = load_attempts(args.attempts)
+    training, evaluation = load_arc_tasks(args.arc_version or saved["summary"].get("arc_version", "1"))
+    summary = summarise_attempts(saved, training, evaluation)
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
