@@ -5,12 +5,15 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from transformers import EvalPrediction
 
 from vision_trm.configuration import IGNORE_INDEX, LABEL_NAMES, MODEL_INPUT_NAMES
+from vision_trm.configuration.conventions import IDENTITY_AUGMENTATION, MODALITY_GRID
 from vision_trm.configuration.configuration_trm import TRMConfig
 from vision_trm.processing import TRMProcessor
 from vision_trm.train_scripts.collator import MultimodalCollator
+from vision_trm.train_scripts.data_arc import transform_grid
 from vision_trm.train_scripts.data_sources import build_composite
 from vision_trm.train_scripts.evaluation import compute_metrics
 from vision_trm.train_scripts.evaluation import load_metric as load
@@ -55,9 +58,8 @@ def test_collator_shapes(tmp_path):
     batch = collator(rows)
     # The model's inputs and labels (and the sources the NaN guard names), no processor bookkeeping.
     # `cell_labels` belong to the one-token-per-cell layout only (the arc-cells presets), not to this preset's;
-    # composite rows are drawn as they are stored (no view told to the model: no `augmentation_ids`).
-    assert set(batch) == set(MODEL_INPUT_NAMES) - {"augmentation_ids"} | set(LABEL_NAMES) - {"cell_labels"} | {
-        "row_sources"}
+    # ARC rows name their view, so the batch says which view each row shows (`augmentation_ids`).
+    assert set(batch) == set(MODEL_INPUT_NAMES) | set(LABEL_NAMES) - {"cell_labels"} | {"row_sources"}
     s = config.image_size
     assert batch["pixel_values"].shape == (12, 3, s, s)
     assert batch["modality_ids"].tolist() == [r["modality"] for r in rows]
@@ -76,6 +78,8 @@ def test_collator_shapes(tmp_path):
     assert batch["decoder_input_ids"].shape[1] <= config.max_text_length
     assert len(batch["row_sources"]) == 12
     assert batch["row_sources"] == [r["source"] for r in rows]
+    identity = list(IDENTITY_AUGMENTATION)
+    assert batch["augmentation_ids"].tolist() == [r["augmentation"] or identity for r in rows]
     # N2N pre-training keeps only the canvases.
     assert set(MultimodalCollator(processor, names=("pixel_values",))(rows)) == {"pixel_values"}
 
@@ -97,3 +101,43 @@ def test_trainer_compute_metrics_gives_known_values():
     assert metrics["arc_exact_match"] == 0.5
     assert abs(metrics["arc_per_cell_accuracy"] - (1.0 + 2 / 3) / 2) < 1e-9  # mean over grids
     assert abs(metrics["perplexity"] - 4.0) < 1e-9
+
+
+def test_collator_draws_each_arc_row_in_its_view_and_tells_the_model(tmp_path):
+    """Composite ARC rows keep the pair as it is and name their view; the batch must show the pair in that view
+    (input and target alike) and say which view it is, or a model with augmentation tokens is told the identity
+    for a rotated, recoloured pair (all views of a pair share one task id)."""
+    data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=40, max_eval_samples=8,
+                                       arc_augmentations=4, seed=0)
+    config = TRMConfig.from_preset("arc-cells-tiny", num_task_ids=len(vocabulary) + 1)
+    processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
+    rows = [row for row in data["train"] if row["modality"] == MODALITY_GRID]
+    rows = [row for row in rows if row["augmentation"][0] != 0 and row["augmentation"][1:] != list(range(10))][:4]
+    assert len(rows) == 4, "the test needs ARC rows in views other than the identity"
+    batch = MultimodalCollator(processor)(rows)
+    assert batch["augmentation_ids"].tolist() == [row["augmentation"] for row in rows]
+    as_stored = processor([row["input_grid"] for row in rows], grid_targets=[row["output_grid"] for row in rows],
+                          return_tensors="pt")
+    assert not torch.equal(batch["cell_labels"], as_stored["cell_labels"])
+    for i, row in enumerate(rows):
+        dihedral, permutation = row["augmentation"][0], np.array(row["augmentation"][1:])
+        viewed_input = transform_grid(row["input_grid"], dihedral, permutation)
+        viewed_output = transform_grid(row["output_grid"], dihedral, permutation)
+        expected = processor(viewed_input, grid_targets=viewed_output, return_tensors="pt")
+        assert torch.equal(batch["cell_labels"][i], expected["cell_labels"][0])
+        assert torch.equal(batch["pixel_values"][i], expected["pixel_values"][0])
+
+
+def test_placement_seed_hashes_the_grid_as_shown():
+    """The random placement is seeded from what the batch shows: a pair stored in its view and the same pair stored
+    as is with the view named get one seed (so a default run reproduces its weights across the row layouts), and a
+    different view gets another."""
+    collator = MultimodalCollator(processor=None, random_placement=True)
+    grid, view = [[1, 2, 0], [3, 4, 0]], [5, 0, 3, 1, 2, 4, 5, 6, 7, 8, 9]
+    shown = transform_grid(grid, view[0], np.array(view[1:])).tolist()
+    stored_in_view = {"modality": MODALITY_GRID, "source": "arc:t", "input_grid": shown, "augmentation": []}
+    view_named = {"modality": MODALITY_GRID, "source": "arc:t", "input_grid": grid, "augmentation": view}
+    other_view = dict(view_named, augmentation=[1] + view[1:])
+    seed = collator._placement([stored_in_view])["seed"]
+    assert collator._placement([view_named])["seed"] == seed
+    assert collator._placement([other_view])["seed"] != seed

@@ -51,7 +51,10 @@ def test_arc_protocol_never_trains_on_eval_test_inputs(arc):
     assert all(p["source"] == "evaluation-demo" for p in train_pairs if p["task_name"] in eval_names)
     rows = list(arc_rows([p for p in train_pairs if p["task_name"] in eval_names][:200], vocabulary, 4, seed=0))
     heldout_inputs = {(h["task_name"], str(h["input"])) for h in heldout}
-    assert not {(r["task_name"], str(r["input_grid"])) for r in rows} & heldout_inputs
+    viewed = {(r["task_name"], str(transform_grid(r["input_grid"], r["augmentation"][0],
+                                                  np.array(r["augmentation"][1:])).tolist())) for r in rows}
+    assert len(viewed) > len(rows) // 4, "the rows' views must differ"
+    assert not viewed & heldout_inputs
     assert eval_demo_inputs.isdisjoint(heldout_inputs)
     assert all(r["task_id"] == vocabulary[r["task_name"]] for r in rows)
 

@@ -19,6 +19,7 @@ from vision_trm.configuration.conventions import (
     MODALITY_TEXT,
     MODEL_INPUT_NAMES,
 )
+from vision_trm.processing.transforms import transform_grid
 
 
 def row_to_input(row):
@@ -34,10 +35,20 @@ def row_to_input(row):
     raise ValueError(f"unknown modality {modality} in row from {row.get('source')!r}")
 
 
+def _grid_as_shown(row):
+    """A row's input grid in the view it is shown in (the stored grid for rows without one): the placement seed is a
+    hash of what the batch shows, the same for a pair stored in its view or stored as is with the view named."""
+    grid = row.get("input_grid")
+    if not row.get("augmentation") or not grid:
+        return grid
+    view = row["augmentation"]
+    return transform_grid(grid, view[0], np.array(view[1:])).tolist()
+
+
 @dataclass
 class MultimodalCollator:
-    """Calls `processor(inputs, labels=..., grid_targets=..., text_targets=..., task_ids=...)` on composite rows and
-    keeps `names` (the model's inputs and labels; `("pixel_values",)` for N2N pre-training).
+    """Calls `processor(inputs, labels=..., grid_targets=..., text_targets=..., task_ids=..., augmentations=...)` on
+    composite rows and keeps `names` (the model's inputs and labels; `("pixel_values",)` for N2N pre-training).
 
     `keep_sources=True` adds `row_sources` (a list of strings, popped by the trainer before the forward) so that a
     NaN guard can name what was in the failing batch.
@@ -55,6 +66,8 @@ class MultimodalCollator:
                         else None for row in rows]
         # A text row's continuation, or an image row's program (image -> code); empty for every other row.
         text_targets = [row["text_target"] if row.get("text_target") else None for row in rows]
+        views = [(row["augmentation"][0], row["augmentation"][1:]) if row.get("augmentation") else None
+                 for row in rows]
         encoded = self.processor(
             inputs,
             labels=[row.get("label", IGNORE_INDEX) for row in rows],
@@ -63,6 +76,8 @@ class MultimodalCollator:
             # An ARC row's task id; otherwise the id of the row's task_name (an image-to-code prompt), else 0.
             task_ids=[int(row.get("task_id") or 0) or self.processor.task_id_of(row.get("task_name") or None)
                       for row in rows],
+            # An ARC row's view: the processor draws the pair in it and returns `augmentation_ids`.
+            augmentations=views if any(view is not None for view in views) else None,
             return_tensors="pt",
             **self._placement(rows),
             **self._canvas(rows),
@@ -85,5 +100,5 @@ class MultimodalCollator:
             return {}
         digest = hashlib.sha256(str(self.seed).encode())
         for row in rows:
-            digest.update(repr((row.get("source"), row.get("input_grid"), row.get("text"), row.get("image"))).encode())
+            digest.update(repr((row.get("source"), _grid_as_shown(row), row.get("text"), row.get("image"))).encode())
         return {"random_placement": True, "seed": int.from_bytes(digest.digest()[:4], "little")}

@@ -107,19 +107,17 @@ def colour_permutation(rng: np.random.Generator) -> np.ndarray:
     return transforms.random_color_permutation(rng)
 
 
-def augment_pair(inp, out, dihedral_index: int, permutation):
-    return (transform_grid(inp, dihedral_index, permutation).tolist(),
-            transform_grid(out, dihedral_index, permutation).tolist())
-
-
 def arc_rows(train_pairs, task_vocabulary, num_augmentations: int = 8, seed: int = 0):
-    """Yields composite rows: each pair once as is, then `num_augmentations - 1` random dihedral x colour views."""
+    """Yields composite rows: each pair once in the identity view, then `num_augmentations - 1` random dihedral x
+    colour views. A row keeps the pair as it is and names its view in `augmentation` (`[dihedral, *permutation]`);
+    the collator hands the view to the processor, which draws the grids in it and tells models with
+    `use_augmentation_tokens` which view they see (all views of a pair share one task id, so a model that is not
+    told cannot tell a colour-naming or direction-dependent rule from its views)."""
     rng = np.random.default_rng(seed)
     for pair in train_pairs:
         views = [(0, np.arange(10))]
         for _ in range(max(num_augmentations - 1, 0)):
             views.append((int(rng.integers(0, 8)), colour_permutation(rng)))
         for d, p in views:
-            inp, out = augment_pair(pair["input"], pair["output"], d, p)
-            yield {"input_grid": inp, "output_grid": out, "task_name": pair["task_name"],
-                   "task_id": task_vocabulary[pair["task_name"]]}
+            yield {"input_grid": pair["input"], "output_grid": pair["output"], "task_name": pair["task_name"],
+                   "task_id": task_vocabulary[pair["task_name"]], "augmentation": [int(d), *map(int, p)]}

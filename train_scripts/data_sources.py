@@ -36,7 +36,7 @@ from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
 from .image_to_code.dataset import image_to_code_rows, with_kind_prompts
 
-_BUILD_VERSION = 2  # bump when the row layout or the split logic changes (invalidates caches)
+_BUILD_VERSION = 3  # bump when the row layout or the split logic changes (invalidates caches)
 
 FEATURES = Features({
     "modality": Value("int8"),
@@ -52,10 +52,12 @@ FEATURES = Features({
     "source": Value("string"),
     # ARC evaluation rows: the output size the task's demonstrations agree on, [h, w], or [] (no common rule).
     "output_size": List(Value("int16")),
+    # ARC training rows: the view the pair is drawn in, [dihedral, *colour permutation] (`data_arc.arc_rows`).
+    "augmentation": List(Value("int8")),
 })
 _EMPTY = {"task_id": 0, "task_name": "", "input_grid": [], "output_grid": [], "image": b"", "image_shape": [],
           "label": IGNORE_INDEX, "text": "", "text_target": "", "source": "",
-          "output_size": []}
+          "output_size": [], "augmentation": []}
 
 
 @dataclass
