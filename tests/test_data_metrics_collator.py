@@ -141,3 +141,22 @@ def test_placement_seed_hashes_the_grid_as_shown():
     seed = collator._placement([stored_in_view])["seed"]
     assert collator._placement([view_named])["seed"] == seed
     assert collator._placement([other_view])["seed"] != seed
+
+
+def test_collator_shows_only_the_view_parts_the_model_is_trained_on(tmp_path):
+    """`TRMConfig.arc_view_parts` reaches the main job's rows too: without "colours" the rows keep their dihedral
+    transform and lose their colour permutation, without "dihedral" the reverse, and without "translation" the
+    grids are not placed at random."""
+    data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=40, max_eval_samples=8,
+                                       arc_augmentations=4, seed=0)
+    config = TRMConfig.from_preset("arc-cells-tiny", num_task_ids=len(vocabulary) + 1)
+    processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
+    rows = [row for row in data["train"] if row["modality"] == MODALITY_GRID]
+    rows = [row for row in rows if row["augmentation"][0] != 0 and row["augmentation"][1:] != list(range(10))][:4]
+    identity = list(range(10))
+    no_colours = MultimodalCollator(processor, view_parts=("dihedral", "translation"))(rows)["augmentation_ids"]
+    assert no_colours.tolist() == [[row["augmentation"][0], *identity] for row in rows]
+    no_dihedral = MultimodalCollator(processor, view_parts=("colours",))(rows)["augmentation_ids"]
+    assert no_dihedral.tolist() == [[0, *row["augmentation"][1:]] for row in rows]
+    assert MultimodalCollator(processor, random_placement=True)._placement(rows)["random_placement"]
+    assert MultimodalCollator(processor, random_placement=True, view_parts=("dihedral",))._placement(rows) == {}

@@ -12,12 +12,14 @@ import numpy as np
 from PIL import Image
 
 from vision_trm.configuration.conventions import (
+    ARC_VIEW_PARTS,
     IGNORE_INDEX,
     LABEL_NAMES,
     MODALITY_GRID,
     MODALITY_IMAGE,
     MODALITY_TEXT,
     MODEL_INPUT_NAMES,
+    NUM_COLORS,
 )
 from vision_trm.processing.transforms import transform_grid
 
@@ -35,14 +37,27 @@ def row_to_input(row):
     raise ValueError(f"unknown modality {modality} in row from {row.get('source')!r}")
 
 
-def _grid_as_shown(row):
+def shown_view(augmentation, view_parts=ARC_VIEW_PARTS):
+    """The view `(dihedral, permutation)` a row is shown in: its named `augmentation` (`[dihedral, *permutation]`)
+    less the parts a model is not trained to see at random (`TRMConfig.arc_view_parts`: without `"dihedral"` the
+    identity transform, without `"colours"` the identity permutation); None for a row without a view."""
+    if not augmentation:
+        return None
+    dihedral, permutation = augmentation[0], list(augmentation[1:])
+    if "dihedral" not in view_parts:
+        dihedral = 0
+    if "colours" not in view_parts:
+        permutation = list(range(NUM_COLORS))
+    return dihedral, permutation
+
+
+def _grid_as_shown(row, view_parts):
     """A row's input grid in the view it is shown in (the stored grid for rows without one): the placement seed is a
     hash of what the batch shows, the same for a pair stored in its view or stored as is with the view named."""
-    grid = row.get("input_grid")
-    if not row.get("augmentation") or not grid:
+    grid, view = row.get("input_grid"), shown_view(row.get("augmentation"), view_parts)
+    if view is None or not grid:
         return grid
-    view = row["augmentation"]
-    return transform_grid(grid, view[0], np.array(view[1:])).tolist()
+    return transform_grid(grid, view[0], np.array(view[1])).tolist()
 
 
 @dataclass
@@ -59,6 +74,9 @@ class MultimodalCollator:
     random_placement: bool = False  # grid scale / translation augmentation, seeded from the batch's content
     seed: int = 0
     names: tuple = field(default=MODEL_INPUT_NAMES + LABEL_NAMES)
+    # The parts of an ARC row's view shown (the model's `config.arc_view_parts`); "translation" allows the random
+    # placement of grids.
+    view_parts: tuple = ARC_VIEW_PARTS
 
     def __call__(self, rows):
         inputs = [row_to_input(row) for row in rows]
@@ -66,8 +84,7 @@ class MultimodalCollator:
                         else None for row in rows]
         # A text row's continuation, or an image row's program (image -> code); empty for every other row.
         text_targets = [row["text_target"] if row.get("text_target") else None for row in rows]
-        views = [(row["augmentation"][0], row["augmentation"][1:]) if row.get("augmentation") else None
-                 for row in rows]
+        views = [shown_view(row.get("augmentation"), self.view_parts) for row in rows]
         encoded = self.processor(
             inputs,
             labels=[row.get("label", IGNORE_INDEX) for row in rows],
@@ -96,9 +113,10 @@ class MultimodalCollator:
     def _placement(self, rows) -> dict:
         """The placement seed is a hash of the batch's rows, not a draw from a global RNG: the dataloader collates
         one batch ahead of the checkpoint that restores RNG states, so a global draw would break exact resume."""
-        if not self.random_placement:
+        if not self.random_placement or "translation" not in self.view_parts:
             return {}
         digest = hashlib.sha256(str(self.seed).encode())
         for row in rows:
-            digest.update(repr((row.get("source"), _grid_as_shown(row), row.get("text"), row.get("image"))).encode())
+            digest.update(repr((row.get("source"), _grid_as_shown(row, self.view_parts), row.get("text"),
+                                row.get("image"))).encode())
         return {"random_placement": True, "seed": int.from_bytes(digest.digest()[:4], "little")}

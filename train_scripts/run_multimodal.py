@@ -393,7 +393,7 @@ def main(argv=None):
 
     # 3. Train (one stage, or the text -> mixed -> ARC curriculum).
     collator = MultimodalCollator(processor, keep_sources=True, random_placement=True, seed=training_args.seed,
-                                  names=collator_names)
+                                  names=collator_names, view_parts=tuple(model.config.arc_view_parts))
     stages = [("all", data["train"])]
     if data_args.curriculum:
         stages = []
