@@ -103,17 +103,25 @@ def test_trainer_compute_metrics_gives_known_values():
     assert abs(metrics["perplexity"] - 4.0) < 1e-9
 
 
-def test_collator_draws_each_arc_row_in_its_view_and_tells_the_model(tmp_path):
-    """Composite ARC rows keep the pair as it is and name their view; the batch must show the pair in that view
-    (input and target alike) and say which view it is, or a model with augmentation tokens is told the identity
-    for a rotated, recoloured pair (all views of a pair share one task id)."""
-    data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=40, max_eval_samples=8,
-                                       arc_augmentations=4, seed=0)
+@pytest.fixture(scope="module")
+def viewed_arc_rows(tmp_path_factory):
+    """A cell-layout processor and 4 composite ARC rows whose views are neither the identity transform nor the
+    identity permutation."""
+    data, vocabulary = build_composite(cache_dir=tmp_path_factory.mktemp("composite"), max_samples_per_source=40,
+                                       max_eval_samples=8, arc_augmentations=4, seed=0)
     config = TRMConfig.from_preset("arc-cells-tiny", num_task_ids=len(vocabulary) + 1)
     processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
     rows = [row for row in data["train"] if row["modality"] == MODALITY_GRID]
     rows = [row for row in rows if row["augmentation"][0] != 0 and row["augmentation"][1:] != list(range(10))][:4]
-    assert len(rows) == 4, "the test needs ARC rows in views other than the identity"
+    assert len(rows) == 4, "the tests need ARC rows in views other than the identity"
+    return processor, rows
+
+
+def test_collator_draws_each_arc_row_in_its_view_and_tells_the_model(viewed_arc_rows):
+    """Composite ARC rows keep the pair as it is and name their view; the batch must show the pair in that view
+    (input and target alike) and say which view it is, or a model with augmentation tokens is told the identity
+    for a rotated, recoloured pair (all views of a pair share one task id)."""
+    processor, rows = viewed_arc_rows
     batch = MultimodalCollator(processor)(rows)
     assert batch["augmentation_ids"].tolist() == [row["augmentation"] for row in rows]
     as_stored = processor([row["input_grid"] for row in rows], grid_targets=[row["output_grid"] for row in rows],
@@ -143,16 +151,11 @@ def test_placement_seed_hashes_the_grid_as_shown():
     assert collator._placement([other_view])["seed"] != seed
 
 
-def test_collator_shows_only_the_view_parts_the_model_is_trained_on(tmp_path):
+def test_collator_shows_only_the_view_parts_the_model_is_trained_on(viewed_arc_rows):
     """`TRMConfig.arc_view_parts` reaches the main job's rows too: without "colours" the rows keep their dihedral
     transform and lose their colour permutation, without "dihedral" the reverse, and without "translation" the
     grids are not placed at random."""
-    data, vocabulary = build_composite(cache_dir=tmp_path, max_samples_per_source=40, max_eval_samples=8,
-                                       arc_augmentations=4, seed=0)
-    config = TRMConfig.from_preset("arc-cells-tiny", num_task_ids=len(vocabulary) + 1)
-    processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
-    rows = [row for row in data["train"] if row["modality"] == MODALITY_GRID]
-    rows = [row for row in rows if row["augmentation"][0] != 0 and row["augmentation"][1:] != list(range(10))][:4]
+    processor, rows = viewed_arc_rows
     identity = list(range(10))
     no_colours = MultimodalCollator(processor, view_parts=("dihedral", "translation"))(rows)["augmentation_ids"]
     assert no_colours.tolist() == [[row["augmentation"][0], *identity] for row in rows]
