@@ -167,8 +167,9 @@ class TRMConfig(PretrainedConfig):
             The parts of an ARC view drawn at random in training (`conventions.ARC_VIEW_PARTS`): the dihedral
             transform, the colour permutation, the placement. The model is only asked about views it was trained
             on: the ARC recipe draws these parts, the main job's collator shows its rows' views less the other
-            parts, and voting (`evaluate_arc.py`, the Space) and test-time training draw within them. Without `"colours"` the voting views are the 8 dihedral transforms under the task's
-            own colours; without `"dihedral"` too, the identity view alone.
+            parts, and voting (`evaluate_arc.py`, the Space) and test-time training draw within them. Without
+            `"colours"` the voting views are the 8 dihedral transforms under the task's own colours; without
+            `"dihedral"` too, the identity view alone.
         H_cycles (`int`, *optional*, defaults to 3):
             Outer recursion cycles; the first `H_cycles - 1` run without gradient.
         L_cycles (`int`, *optional*, defaults to 6):

@@ -13,13 +13,13 @@ from PIL import Image
 
 from vision_trm.configuration.conventions import (
     ARC_VIEW_PARTS,
+    IDENTITY_AUGMENTATION,
     IGNORE_INDEX,
     LABEL_NAMES,
     MODALITY_GRID,
     MODALITY_IMAGE,
     MODALITY_TEXT,
     MODEL_INPUT_NAMES,
-    NUM_COLORS,
 )
 from vision_trm.processing.transforms import transform_grid
 
@@ -47,7 +47,7 @@ def shown_view(augmentation, view_parts=ARC_VIEW_PARTS):
     if "dihedral" not in view_parts:
         dihedral = 0
     if "colours" not in view_parts:
-        permutation = list(range(NUM_COLORS))
+        permutation = list(IDENTITY_AUGMENTATION[1:])
     return dihedral, permutation
 
 
