@@ -8,6 +8,9 @@
 #   # to continue from weights a call brought back (in .device_carry/init: the shards + run.tar.gz as they came back,
 #   # or the run folder unpacked, with its config.json):
 #   run(carry=[".device_carry"], command="INIT=.device_carry/init MINUTES=7 STEPS=2400 bash benchmarks/h200_arc_run.sh")
+#   # a follow-up call within the machine's warm window finds the last run folder still in /tmp/arc-run, so the next
+#   # segment can start from it without a round trip (the weights still come back through $OUT):
+#   run(command="test -f /tmp/arc-run/config.json && rm -rf /tmp/seg && mv /tmp/arc-run /tmp/seg && rm -f /tmp/seg/arc_eval_attempts.json && INIT=/tmp/seg MINUTES=8 STEPS=60000 FIT=1 bash benchmarks/h200_arc_run.sh")
 #
 #   # the ablation arms (README, "ARC ablation at equal budget"), one call each; the preset has 2D rotary positions
 #   # since 2026-12-01: add \"position_encoding\":\"learned\" to OVERRIDES to rerun the arms recorded before that:
