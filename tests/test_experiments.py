@@ -3,6 +3,8 @@ and data that the claims need (two-modality fusion strategies, the cross-modal t
 
 import json
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from vision_trm.train_scripts.experiments.claims_crossmodal import (
     trivial_baselines,
 )
 from vision_trm.train_scripts.experiments.claims_fusion import TEXT_ONLY_CEILING, listing_captions
-from vision_trm.train_scripts.experiments.core import difference_ci, mean_ci, t_quantile_975, verdict
+from vision_trm.train_scripts.experiments.core import Scale, difference_ci, mean_ci, t_quantile_975, train_loop, verdict
 
 
 # ------------------------------------------------------------------------------------------------ the runner
@@ -152,6 +154,76 @@ def test_every_experiment_has_three_scales_and_comparisons_that_name_its_arms():
         arms = {arm.name for arm in experiment.arms}
         for comparison in experiment.comparisons:
             assert {comparison.better, comparison.worse} <= arms, (name, comparison)
+
+
+# ------------------------------------------------------------------------------------------ the training loop
+class _Regression(torch.nn.Module):
+    """y = w x with a loss that turns NaN once `x` is NaN: enough of a model to drive `train_loop`."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, y):
+        return type("Output", (), {"loss": ((self.weight * x - y) ** 2).mean()})
+
+
+class _RecordingBatches:
+    """A seeded batch source that records each call: the step asked for, the thread it ran on, and whether an
+    evaluation was running at the time."""
+
+    def __init__(self, nan_from: int | None = None):
+        self.rng = np.random.default_rng(0)
+        self.calls, self.threads, self.evaluating, self.overlapped = [], set(), False, False
+        self.nan_from = nan_from
+
+    def __call__(self, step):
+        self.calls.append(step)
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.005)  # a draw that takes a while, so that one still in flight when an evaluation starts is seen
+        self.overlapped |= self.evaluating
+        x = torch.from_numpy(self.rng.normal(size=8)).float()
+        if self.nan_from is not None and step >= self.nan_from:
+            x = x * float("nan")
+        return {"x": x, "y": 3 * x}
+
+    def evaluate(self, model):
+        self.evaluating = True
+        time.sleep(0.02)
+        self.evaluating = False
+        return {"weight": float(model.weight)}
+
+
+def test_train_loop_draws_each_batch_once_in_order_a_step_ahead_and_never_during_an_evaluation():
+    scale = Scale(steps=12, batch_size=8, learning_rate=0.1, warmup_steps=1, eval_every=4)
+    batches = _RecordingBatches()
+    torch.manual_seed(0)
+    log = train_loop(_Regression(), batches, scale, seed=0, evaluate=batches.evaluate)
+    assert batches.calls == list(range(12))
+    assert threading.current_thread().name not in batches.threads  # drawn on the worker, beside the training
+    assert not batches.overlapped
+    assert [step for step, _ in log.curves["weight"]] == [4, 8, 12]
+    # The same batches as drawing them in the loop itself: the losses equal a plain loop's over a fresh source.
+    plain, model = _RecordingBatches(), _Regression()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.01)
+    losses = []
+    for step in range(12):
+        loss = model(**plain(step)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0)
+        losses.append(float(loss.detach()))
+        optimizer.step()
+        optimizer.zero_grad()
+    assert log.losses == pytest.approx(losses)
+
+
+def test_train_loop_that_diverges_stops_and_leaves_no_batch_in_flight():
+    scale = Scale(steps=20, batch_size=8, warmup_steps=1)
+    batches = _RecordingBatches(nan_from=3)
+    log = train_loop(_Regression(), batches, scale, seed=0)
+    assert log.diverged_at == 3 and len(log.losses) == 3
+    assert batches.calls == [0, 1, 2, 3, 4]  # one batch ahead of the step that diverged, no more
+    assert not any(thread.name.startswith("next_batch") for thread in threading.enumerate())
 
 
 # ------------------------------------------------------------------------------------------------ statistics
