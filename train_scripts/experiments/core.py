@@ -149,8 +149,8 @@ class _PrefetchedBatches:
     """`next_batch(step)` for the steps 0, 1, ... of one loop, each computed on a worker thread while the step
     before it trains.
 
-    At GPU scale collating a batch of 128 on the host is about a quarter of a step (35 ms of ~133 ms, §5 of
-    experiments.md); the model's kernels and the loss read-back release the GIL, so the two overlap. The calls
+    Collating a batch is host work inside every step; the model's kernels and the loss read-back release the GIL,
+    so the two overlap. The calls
     happen in the same order and number as without the thread (step k+1 is asked for only once step k is
     handed out, and never beyond the last step), so a seeded `next_batch` gives the same batches.
     """
