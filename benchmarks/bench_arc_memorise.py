@@ -34,10 +34,11 @@ from tqdm.auto import tqdm
 
 from vision_trm.configuration import TRMConfig
 from vision_trm.configuration.configuration_trm import parse_field_override
-from vision_trm.configuration.conventions import ARC_VIEW_PARTS
+from vision_trm.configuration.conventions import ARC_VIEW_PARTS, standard_arc_views
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, parse_view_parts
+from vision_trm.train_scripts.arc_voting import task_view_table
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.training import task_embedding_parameter_groups
 
@@ -57,6 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup_steps", type=int, default=50)
     parser.add_argument("--canvas_slack", type=int, default=2, help="extra cells per side for translation")
     parser.add_argument("--eval_every", type=int, default=250)
+    parser.add_argument("--fixed_views", type=int, default=0,
+                        help="draw each sample's dihedral transform and colours from the first V voting views "
+                             "(conventions.standard_arc_views) instead of at random, every view sharing its task "
+                             "row; a model with --set num_task_views=V draws from its own table anyway")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write the result as JSON here (a new file)")
     args = parser.parse_args(argv)
@@ -93,10 +98,12 @@ def optimizer_for(model, args) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def fit(model, bank: ArcPairBank, image_processor, augment: bool) -> list[float]:
-    """`[token accuracy, exact share]` of every pair in `bank` under one view each (fixed seed)."""
+def fit(model, bank: ArcPairBank, image_processor, augment: bool, views=None) -> list[float]:
+    """`[token accuracy, exact share]` of every pair in `bank` under one view each (fixed seed; one of `views` when
+    given)."""
     model.eval()
-    batch = bank.batch(torch.arange(len(bank)), image_processor, torch.Generator().manual_seed(123), augment=augment)
+    batch = bank.batch(torch.arange(len(bank)), image_processor, torch.Generator().manual_seed(123), augment=augment,
+                       views=views)
     predicted = model(**batch).cell_logits.argmax(-1)
     labels = batch["cell_labels"]
     scored = labels != -100
@@ -121,6 +128,9 @@ def main(argv=None) -> dict:
     demonstrations = ArcPairBank(task_pairs(tasks, "train"), vocabulary, config.max_grid_size, canvases)
     tests = ArcPairBank(task_pairs(tasks, "test"), vocabulary, config.max_grid_size, canvases)
     optimizer = optimizer_for(model, args)
+    views = task_view_table(model)
+    if views is None and args.fixed_views:
+        views = torch.from_numpy(standard_arc_views(args.fixed_views, args.view_parts))
     peaks = [group["lr"] for group in optimizer.param_groups]
     generator = torch.Generator().manual_seed(args.seed)
     curve, start = [], time.time()
@@ -131,7 +141,7 @@ def main(argv=None) -> dict:
             group["lr"] = peak * scale
         indices = torch.randint(0, len(demonstrations), (args.batch_size,), generator=generator)
         batch = demonstrations.batch(indices, processor.image_processor, generator, canvas_slack=args.canvas_slack,
-                                     view_parts=args.view_parts)
+                                     view_parts=args.view_parts, views=views)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -140,7 +150,8 @@ def main(argv=None) -> dict:
         if step % args.eval_every == 0 or step == args.steps:
             curve.append({"step": step, "loss": round(loss.item(), 4), "seconds": round(time.time() - start, 1),
                           "identity": fit(model, demonstrations, processor.image_processor, augment=False),
-                          "augmented": fit(model, demonstrations, processor.image_processor, augment=True),
+                          "augmented": fit(model, demonstrations, processor.image_processor, augment=True,
+                                           views=views),
                           "test": fit(model, tests, processor.image_processor, augment=False)})
             tqdm.write(json.dumps(curve[-1]))
     result = {
@@ -149,6 +160,7 @@ def main(argv=None) -> dict:
         "date": datetime.date.today().isoformat(),
         "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "seed": args.seed, "preset": args.preset, "overrides": overrides, "view_parts": list(args.view_parts),
+        "fixed_views": args.fixed_views,
         "tasks": [task["id"] for task in tasks], "pairs": len(demonstrations), "test_inputs": len(tests),
         "trainable_parameters": model.num_parameters(only_trainable=True), "curve": curve,
     }

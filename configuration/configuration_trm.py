@@ -18,6 +18,7 @@ from .conventions import (
     IMAGENET_STD,
     MAX_GRID_SIZE,
     NUM_COLORS,
+    NUM_DIHEDRAL_TRANSFORMS,
     SIGLIP_MEAN,
     SIGLIP_STD,
 )
@@ -42,7 +43,7 @@ _POSITIVE_INT_FIELDS = (
     "num_capsules", "planner_num_thoughts", "max_grid_size", "num_colors", "grid_head_num_layers",
     "text_vocab_size", "text_decoder_num_layers", "max_text_length",
 )
-_NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths")
+_NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths", "num_task_views")
 _NUMBER_FIELDS = (
     "mlp_ratio", "layer_norm_eps", "dropout", "initializer_range", "halt_exploration_prob", "concept_commitment_cost",
     "planner_temperature", "grid_loss_weight", "classification_loss_weight", "text_loss_weight",
@@ -140,6 +141,14 @@ class TRMConfig(PretrainedConfig):
             Prefix positions a task embedding fills (TRM uses 16): row `i` of `task_embeddings` holds
             `num_task_prefix_tokens * hidden_size` numbers. Task embeddings start at zero, as in TRM, so an untrained
             task id adds nothing.
+        num_task_views (`int`, *optional*, defaults to 0):
+            0: one task-embedding row per task id, whatever view of the task a sample shows. `V > 0`: one row per
+            (task id, view) for the first V of the fixed voting views (`conventions.standard_arc_views(V,
+            arc_view_parts)`: the 8 dihedral transforms under the task's own colours, then under seeded colour
+            permutations), as TRM gives each of its augmented puzzles its own embedding: a sample showing view v of
+            task t reads row `t * V + v`, found from its `augmentation_ids`. The ARC recipe then draws only those
+            views (translation stays random), voting uses them, and a view outside the table is an error. Costs V
+            times the task-embedding rows.
         use_augmentation_tokens (`bool`, *optional*, defaults to `False`):
             Whether the augmented view a sample shows (`augmentation_ids`: its dihedral transform and colour
             permutation) is told to the model as 11 prefix tokens: one for the dihedral transform and one per
@@ -266,6 +275,7 @@ class TRMConfig(PretrainedConfig):
         adapter_num_layers: int = 3,
         num_task_ids: int = 1,
         num_task_prefix_tokens: int = 1,
+        num_task_views: int = 0,
         use_augmentation_tokens: bool = False,
         crop_cell_canvas: bool = False,
         position_encoding: str = "learned",
@@ -325,6 +335,7 @@ class TRMConfig(PretrainedConfig):
         self.adapter_num_layers = adapter_num_layers
         self.num_task_ids = num_task_ids
         self.num_task_prefix_tokens = num_task_prefix_tokens
+        self.num_task_views = num_task_views
         self.use_augmentation_tokens = use_augmentation_tokens
         self.crop_cell_canvas = crop_cell_canvas
         self.position_encoding = position_encoding
@@ -450,6 +461,11 @@ class TRMConfig(PretrainedConfig):
         if (not isinstance(parts, list) or not set(parts) <= set(ARC_VIEW_PARTS)
                 or len(set(parts)) != len(parts)):
             problems.append(f"arc_view_parts must list each of {ARC_VIEW_PARTS} at most once, got {parts!r}")
+        elif self.num_task_views and "colours" not in parts:
+            distinct = NUM_DIHEDRAL_TRANSFORMS if "dihedral" in parts else 1
+            if self.num_task_views > distinct:
+                problems.append(f"num_task_views={self.num_task_views}: arc_view_parts={parts} give {distinct} "
+                                f"distinct view(s) of a task")
         if self.fusion_mode not in FUSION_MODES:
             problems.append(f"fusion_mode={self.fusion_mode!r} is not one of {FUSION_MODES}")
         if self.planner_selection not in PLANNER_SELECTIONS:

@@ -37,6 +37,25 @@ IDENTITY_AUGMENTATION = (0,) + tuple(range(NUM_COLORS))
 # The parts of an ARC view a model can be trained to see at random (`TRMConfig.arc_view_parts`): the dihedral
 # transform, the colour permutation and the placement on the canvas.
 ARC_VIEW_PARTS = ("dihedral", "colours", "translation")
+
+
+def standard_arc_views(num_views: int, view_parts=ARC_VIEW_PARTS, seed: int = 0) -> np.ndarray:
+    """The fixed views of an ARC task voting uses, as `[num_views, 11]` `augmentation_ids` rows: every dihedral
+    transform under the task's own colours first (the identity view first of all), then every dihedral transform
+    under each of `ceil(num_views / 8) - 1` random colour permutations (colour 0 fixed) drawn from
+    `np.random.default_rng(seed)`; 32 views = 8 dihedral transforms x 4 colour permutations. Without `"dihedral"`
+    in `view_parts` there is only the identity transform, without `"colours"` only the task's own colours (asking
+    for more views than that gives is the caller's error to report).
+
+    The one owner of this table: `train_scripts.arc_voting.voting_views` votes over its rows and, with
+    `TRMConfig.num_task_views = V`, the model keeps one task-embedding row per task for each of its first V rows."""
+    dihedrals = NUM_DIHEDRAL_TRANSFORMS if "dihedral" in view_parts else 1
+    rng = np.random.default_rng(seed)
+    colourings = [np.arange(NUM_COLORS)]
+    for _ in range(-(-num_views // dihedrals) - 1):
+        colourings.append(np.concatenate([[0], rng.permutation(np.arange(1, NUM_COLORS))]))
+    rows = [[dihedral, *colouring] for colouring in colourings for dihedral in range(dihedrals)]
+    return np.asarray(rows[:num_views], dtype=np.int64).reshape(-1, 1 + NUM_COLORS)
 # The standard ARC palette, colour index 0..9 (uint8 RGB).
 ARC_PALETTE = np.array(
     [

@@ -29,7 +29,7 @@ from .outputs import TRMModelOutput, TRMMultitaskOutput, TRMN2NOutput
 from .planner import LatentPlanner
 from .recursion import HaltingHead, TRMReasoningCore, should_halt
 from .rotary import GridRotaryEmbedding
-from .task_conditioning import AugmentationTokens, TaskEmbedding, check_augmentation_ids
+from .task_conditioning import AugmentationTokens, TaskEmbedding, check_augmentation_ids, check_task_views
 from .towers import PretrainedVisionTower
 from .vit import TrainableViT
 
@@ -193,6 +193,7 @@ class TRMModel(TRMPreTrainedModel):
             raise ValueError("decoder_attention_mask was given without decoder_input_ids")
         if augmentation_ids is not None:
             check_augmentation_ids(augmentation_ids, batch)
+            check_task_views(self.task_embeddings, augmentation_ids)
 
     # -------------------------------------------------------------------------------------------- perception
     def fused_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -226,7 +227,7 @@ class TRMModel(TRMPreTrainedModel):
             modality_ids = torch.full((batch,), MODALITY_IMAGE, dtype=torch.long, device=device)
         if task_ids is None:
             task_ids = torch.zeros(batch, dtype=torch.long, device=device)
-        prefix = self.task_embeddings(task_ids)                                        # [B, P, D]
+        prefix = self.task_embeddings(task_ids, augmentation_ids)                      # [B, P, D]
         prefix = torch.cat([prefix[:, :1] + self.modality_embeddings(modality_ids)[:, None], prefix[:, 1:]], dim=1)
         if self.augmentation_tokens is not None:
             if augmentation_ids is None:

@@ -266,11 +266,13 @@ def trained_row(model, processor, name) -> int | None:
 
 def voting_view_limit(model) -> int:
     """The most views the page offers to vote over: `MAX_TTT_VIEWS`, or fewer for a model trained without colour
-    permutations (8 dihedral views) or without dihedral transforms too (1), as its `config.arc_view_parts` says."""
+    permutations (8 dihedral views) or without dihedral transforms too (1), as its `config.arc_view_parts` says,
+    or with task rows for fewer views (`config.num_task_views`)."""
     parts = getattr(getattr(model, "config", None), "arc_view_parts", None)
     if parts is None or max_voting_views is None:
         return MAX_TTT_VIEWS
-    return min(MAX_TTT_VIEWS, max_voting_views(parts) or MAX_TTT_VIEWS)
+    limit = min(MAX_TTT_VIEWS, max_voting_views(parts) or MAX_TTT_VIEWS)
+    return min(limit, getattr(model.config, "num_task_views", 0) or limit)
 
 
 def solve_with_ttt(model, processor, task: dict, steps: int, max_seconds: float, num_views: int, progress=None,

@@ -84,10 +84,14 @@ class ArcPairBank:
 
     @torch.no_grad()
     def batch(self, indices: torch.Tensor, image_processor, generator: torch.Generator, augment: bool = True,
-              copy_fraction: float = 0.0, canvas_slack: int = 0, view_parts: tuple[str, ...] = ARC_VIEW_PARTS) -> dict:
+              copy_fraction: float = 0.0, canvas_slack: int = 0, view_parts: tuple[str, ...] = ARC_VIEW_PARTS,
+              views: torch.Tensor | None = None) -> dict:
         """Model inputs and `cell_labels` of the pairs `indices`, each under a random view and offset (the identity
         view at the top-left corner with `augment=False`). `view_parts`: which parts of the view are drawn at
         random when augmenting (`conventions.ARC_VIEW_PARTS`; the recipe passes `TRMConfig.arc_view_parts`).
+        `views`: a `[V, 11]` table of `augmentation_ids` rows (`conventions.standard_arc_views`; the recipe passes it
+        for `TRMConfig.num_task_views = V`): each sample's dihedral transform and colours are then one of its rows,
+        drawn uniformly, instead of drawn at random part by part (the placement is still drawn with "translation").
 
         With `canvas_cells` (a cropped cell canvas) the batch's canvas is the largest of its pairs' canvases plus a
         random `0..canvas_slack` cells (room for translation; never beyond the full canvas), so batch pairs of
@@ -112,10 +116,16 @@ class ArcPairBank:
             task_ids = torch.where(copy, 0, task_ids)
         dihedral = torch.zeros(batch, dtype=torch.long, device=indices.device)
         permutation = torch.arange(NUM_COLORS, device=indices.device).expand(batch, -1)
-        if "dihedral" in parts:
-            dihedral = torch.randint(0, NUM_DIHEDRAL_TRANSFORMS, (batch,), generator=generator, device=indices.device)
-        if "colours" in parts:
-            permutation = random_colour_permutations(batch, generator)
+        if views is not None and augment:
+            table = views.to(indices.device)
+            drawn = table[torch.randint(0, table.shape[0], (batch,), generator=generator, device=indices.device)]
+            dihedral, permutation = drawn[:, 0], drawn[:, 1:]
+        else:
+            if "dihedral" in parts:
+                dihedral = torch.randint(0, NUM_DIHEDRAL_TRANSFORMS, (batch,), generator=generator,
+                                         device=indices.device)
+            if "colours" in parts:
+                permutation = random_colour_permutations(batch, generator)
         inputs, input_sizes = transform_grids(inputs, input_sizes, dihedral, permutation)
         outputs, output_sizes = transform_grids(outputs, output_sizes, dihedral, permutation)
         side = image_processor.tokens_per_side

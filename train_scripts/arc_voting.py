@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vision_trm.configuration.conventions import ARC_VIEW_PARTS, NUM_DIHEDRAL_TRANSFORMS
+from vision_trm.configuration.conventions import (
+    ARC_VIEW_PARTS,
+    NUM_COLORS,
+    NUM_DIHEDRAL_TRANSFORMS,
+    standard_arc_views,
+)
 from vision_trm.modeling_trm.cell_head import decode_cell_logits
 from vision_trm.processing import output_size_from_demonstrations, task_canvas_cells, transforms
 
@@ -42,17 +47,14 @@ def voting_views(num_views: int = 32, seed: int = 0,
     more views than that is an error that says so."""
     if isinstance(num_views, bool) or not isinstance(num_views, (int, np.integer)) or num_views < 1:
         raise ValueError(f"num_views must be an int >= 1, got {num_views!r}")
-    dihedrals = range(NUM_DIHEDRAL_TRANSFORMS) if "dihedral" in view_parts else range(1)
     most = max_voting_views(view_parts)
     if most is not None and num_views > most:
         raise ValueError(f"num_views={num_views}: views that draw only {list(view_parts)} at random give {most} "
                          f"distinct view(s); a model trained so (config.arc_view_parts) is voted over at most that "
                          f"many")
-    rng = np.random.default_rng(seed)
-    permutations = [None] + [transforms.random_color_permutation(rng)
-                             for _ in range(math.ceil(num_views / len(dihedrals)) - 1)]
-    views = [(d, p) for p in permutations for d in dihedrals]
-    return views[:num_views]
+    identity = np.arange(NUM_COLORS)
+    return [(int(row[0]), None if np.array_equal(row[1:], identity) else row[1:].copy())
+            for row in standard_arc_views(num_views, view_parts, seed)]
 
 
 def max_voting_views(view_parts) -> int | None:
@@ -67,6 +69,29 @@ def trained_view_parts(model) -> tuple[str, ...]:
     """The parts of an ARC view `model` was trained to see at random (`config.arc_view_parts`; all of them for a
     config without the field)."""
     return tuple(getattr(model.config, "arc_view_parts", ARC_VIEW_PARTS))
+
+
+def task_view_table(model) -> torch.Tensor | None:
+    """The `[V, 11]` views `model` keeps task-embedding rows for (`config.num_task_views = V`), which training and
+    test-time training draw from; None when every view of a task shares its row."""
+    config = model.config
+    if not getattr(config, "num_task_views", 0):
+        return None
+    return torch.from_numpy(standard_arc_views(config.num_task_views, trained_view_parts(model)))
+
+
+def model_voting_views(model, num_views: int, seed: int = 0, view_parts=None) -> list[tuple[int, np.ndarray | None]]:
+    """`voting_views` for `model`: within `view_parts` (default: the parts it was trained with). A model with a task
+    row per view (`config.num_task_views = V`) is voted over the first views of its table only: at most V, seed 0
+    whatever `seed` says (the seed still drives everything else); more is an error naming the field."""
+    parts = trained_view_parts(model) if view_parts is None else view_parts
+    rows = getattr(model.config, "num_task_views", 0)
+    if not rows:
+        return voting_views(num_views, seed, parts)
+    if num_views > rows:
+        raise ValueError(f"num_views={num_views}: this model keeps task rows for {rows} views "
+                         f"(config.num_task_views), so it is voted over at most {rows}")
+    return voting_views(num_views, 0, parts)
 
 
 def emit_confidence(outputs) -> torch.Tensor:

@@ -45,11 +45,10 @@ from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
     demonstrated_output_sizes,
+    model_voting_views,
     predict_views,
     task_canvas,
-    trained_view_parts,
     vote,
-    voting_views,
 )
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
 from vision_trm.train_scripts.evaluation import load_metric
@@ -153,7 +152,7 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
             reports, fitting = solve_all_tasks(model, processor, tasks, task_ids, num_views, ttt_steps, show_progress,
                                                seed, kwargs)
         else:
-            views = voting_views(num_views, seed, trained_view_parts(model))
+            views = model_voting_views(model, num_views, seed)
             candidates = vote_all_tasks(model, processor, tasks, task_ids, views, batch_size, show_progress,
                                         size_from_demonstrations)
             reports = [[attempts_report(c, pair["output"]) for c, pair in zip(per_input, task["test"])]

@@ -51,8 +51,9 @@ from vision_trm.train_scripts.arc_voting import (
     demonstrated_output_sizes,
     predict_test_inputs,
     task_canvas,
+    max_voting_views,
+    model_voting_views,
     trained_view_parts,
-    voting_views,
 )
 
 # The row of the copy's task embedding that holds the task being solved (row 0, "no task", is free in the copy).
@@ -145,7 +146,7 @@ def solve_arc_task(
     _check_arguments(model, steps, num_views, max_seconds, lora_r, learning_rate, lora_learning_rate, batch_size,
                      start_from_task_id, initial_embedding, predict_batch_size)
     view_parts = fitting_view_parts(trained_view_parts(model), colour_permutations)
-    views = voting_views(num_views, seed, view_parts)  # checked before any fitting
+    views = model_voting_views(model, num_views, seed, view_parts)  # checked before any fitting
     checked = processor.validate_task(task)
     report = progress if progress is not None else (lambda fraction, message: None)
     started = time.perf_counter()
@@ -186,15 +187,15 @@ def solve_arc_task(
 @torch.no_grad()
 def reset_fitted_row(task_embeddings, start_from_task_id: int | None, initial_embedding: str) -> str:
     """Sets row `FITTED_ROW` to its starting point (see the module docstring); returns a description of it."""
-    weight = task_embeddings.weight
+    rows = task_embeddings.rows_per_task()  # [task ids, views per task, width]: one row per view or one in all
     if start_from_task_id is not None:
-        weight[FITTED_ROW] = weight[start_from_task_id]
+        rows[FITTED_ROW] = rows[start_from_task_id]
         return f"task row {start_from_task_id}"
-    trained = weight[1:][weight[1:].abs().sum(-1) > 0]
+    trained = rows[1:][rows[1:].abs().sum((-2, -1)) > 0]
     if initial_embedding == "mean" and len(trained):
-        weight[FITTED_ROW] = trained.mean(0)
+        rows[FITTED_ROW] = trained.mean(0)
         return f"mean of {len(trained)} trained rows"
-    weight[FITTED_ROW] = 0
+    rows[FITTED_ROW] = 0
     return "zero"
 
 
@@ -228,16 +229,29 @@ def fitting_view_parts(trained_parts, colour_permutations: bool | None) -> list[
     return [part for part in parts if part != "colours" or colour_permutations is not False]
 
 
+def task_row_views(model, view_parts) -> list | None:
+    """The views fitting draws from for a model with a task row per view (`config.num_task_views`): every view of
+    its table within `view_parts`; None for a model whose views share one row (fitting then draws them freely)."""
+    rows = getattr(model.config, "num_task_views", 0)
+    if not rows:
+        return None
+    return model_voting_views(model, min(rows, max_voting_views(view_parts) or rows), 0, view_parts)
+
+
 def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, view_parts, device,
-                        canvas_cells: int | None = None) -> tuple[dict, dict]:
+                        canvas_cells: int | None = None, fixed_views: list | None = None) -> tuple[dict, dict]:
     """`(inputs, labels)` of one fitting step: `rows` demonstration pairs (every pair once per `len(pairs)` rows, in
-    a random order), each in a random view (the parts of it `view_parts` names) at a random placement, all with
-    task id `FITTED_ROW` (on the task's cropped canvas with `canvas_cells`)."""
+    a random order), each in a random view (the parts of it `view_parts` names; one of `fixed_views` when given, for
+    a model with a task row per view) at a random placement, all with task id `FITTED_ROW` (on the task's cropped
+    canvas with `canvas_cells`)."""
     order = np.concatenate([rng.permutation(len(pairs)) for _ in range(-(-rows // len(pairs)))])[:rows]
     chosen = [pairs[i] for i in order]
     dihedrals = NUM_DIHEDRAL_TRANSFORMS if "dihedral" in view_parts else 1
-    views = [(int(rng.integers(dihedrals)),
-              transforms.random_color_permutation(rng) if "colours" in view_parts else None) for _ in chosen]
+    if fixed_views is not None:
+        views = [fixed_views[int(rng.integers(len(fixed_views)))] for _ in chosen]
+    else:
+        views = [(int(rng.integers(dihedrals)),
+                  transforms.random_color_permutation(rng) if "colours" in view_parts else None) for _ in chosen]
     batch = processor([grid_in for grid_in, _ in chosen], grid_targets=[grid_out for _, grid_out in chosen],
                       task_ids=[FITTED_ROW] * rows, augmentations=views, random_placement="translation" in view_parts,
                       seed=int(rng.integers(2**31)), canvas_cells=canvas_cells, return_tensors="pt")
@@ -252,13 +266,15 @@ def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: in
     """Up to `steps` AdamW steps of the training objective on the demonstrations; returns `(loss_curve, stopped)`,
     `stopped` telling whether the time bound ended the fitting early."""
     loss_head = TRMMultitaskLoss(fitted.config)
+    fixed_views = task_row_views(fitted, view_parts)
     device = next(fitted.parameters()).device
     fitted.train()
     curve = []
     for step in range(steps):
         if max_seconds is not None and time.perf_counter() - started >= max_seconds:
             return curve, True
-        inputs, labels = demonstration_batch(processor, pairs, rows, rng, view_parts, device, canvas_cells)
+        inputs, labels = demonstration_batch(processor, pairs, rows, rng, view_parts, device, canvas_cells,
+                                             fixed_views)
         loss = loss_head(fitted(**inputs), **labels)["loss"]
         loss.backward()
         optimizer.step()

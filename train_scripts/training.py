@@ -15,7 +15,7 @@ from transformers import Trainer, TrainerCallback
 from vision_trm.configuration.conventions import IGNORE_INDEX
 from vision_trm.modeling_trm.losses import shifted_text_cross_entropy
 from vision_trm.train_scripts.arc_batches import SimilarCanvasSampler
-from vision_trm.train_scripts.arc_voting import trained_view_parts
+from vision_trm.train_scripts.arc_voting import task_view_table, trained_view_parts
 
 EXTRA_LOSS_TERMS = ("grid_loss", "classification_loss", "text_loss", "halting_loss", "concept_loss", "n2n_loss")
 
@@ -95,7 +95,7 @@ class TRMTrainer(Trainer):
         image_processor = self.processing_class.image_processor
         return self.arc_bank.batch(pair_indices, image_processor, generator, augment=True,
                                    copy_fraction=self.arc_copy_fraction, canvas_slack=self.arc_canvas_slack,
-                                   view_parts=trained_view_parts(self.model))
+                                   view_parts=trained_view_parts(self.model), views=task_view_table(self.model))
 
     def _get_train_sampler(self, *args, **kwargs):
         # Cropped cell canvases: a micro-batch costs its largest pair's canvas, so batch pairs of similar size.
