@@ -62,6 +62,15 @@ def test_runner_end_to_end_on_a_tiny_configuration(tmp_path, monkeypatch, capsys
     assert run_experiments.main(["--experiment", "planner", "--seeds", "0,1", "--scale", "test", "--arms",
                                  "soft,off", "--output_dir", str(out), "--reuse"]) == 0
     assert (folder / "soft_seed0.json").read_text() == before
+    # Runs brought back from another machine: the summary names where they ran, not where it was summarised.
+    for path in folder.glob("*_seed*.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "hardware": "NVIDIA H200 x1"}))
+    assert run_experiments.main(["--experiment", "planner", "--seeds", "0,1", "--scale", "test", "--arms",
+                                 "soft,off", "--output_dir", str(out), "--reuse"]) == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["hardware"] == "NVIDIA H200 x1" and summary["summarised_on"] != "NVIDIA H200 x1"
+    assert "Hardware: NVIDIA H200 x1;" in (folder / "summary.md").read_text()
     capsys.readouterr()
 
 
