@@ -19,6 +19,9 @@
 #   # without colour permutations: add \"arc_view_parts\":[\"dihedral\",\"translation\"] to OVERRIDES and vote with VIEWS=8
 #   # FIT=f fits the cosine schedule to MINUTES (--schedule_fraction_at_time_cap f; STEPS is then only an upper bound):
 #   # FIT=1 anneals to 0 at the cap; FIT=0.8 matches the plain-ViT arm, whose time cap came at 5,195 of 6,500 steps.
+#   # DEMOS=1 also scores, here after the vote, the fit on what the run trained on: the 1,363 evaluation
+#   # demonstrations in the identity view (--split evaluation_demonstrations --num_views 1; 20 min on a 2-core CPU),
+#   # for weights too large to come back.
 #
 # Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
 # cosine schedule from the returned (EMA) weights; say so next to its figures.
@@ -47,6 +50,10 @@ cp "$RUN"/*.safetensors "$OUT/"
 tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
 python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
   --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+if [ -n "${DEMOS:-}" ]; then
+  python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --split evaluation_demonstrations --num_views 1 \
+    --output_json "$RUN/arc_demonstrations_fit.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+fi
 # Now with the evaluation; packed aside first, so a cut here leaves the earlier archive whole.
 tar czf /tmp/run.tar.gz -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' . && mv -f /tmp/run.tar.gz "$OUT/"
 ls -la "$OUT"
