@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from vision_trm.configuration import TRMConfig
 from vision_trm.configuration.configuration_trm import parse_field_override
-from vision_trm.configuration.conventions import ARC_VIEW_PARTS, standard_arc_views
+from vision_trm.configuration.conventions import ARC_VIEW_PARTS
 from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, parse_view_parts
@@ -61,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fixed_views", type=int, default=0,
                         help="draw each sample's dihedral transform and colours from the first V voting views "
                              "(conventions.standard_arc_views) instead of at random, every view sharing its task "
-                             "row; a model with --set num_task_views=V draws from its own table anyway")
+                             "row: short for --set arc_training_views=V (a model with --set num_task_views=V "
+                             "draws from its own table anyway)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None, help="write the result as JSON here (a new file)")
     args = parser.parse_args(argv)
@@ -120,6 +121,8 @@ def main(argv=None) -> dict:
     vocabulary = build_task_vocabulary(training, evaluation)
     tasks = small_tasks(evaluation, args.tasks, args.max_side)
     overrides = dict(parse_field_override(item) for item in args.set)
+    if args.fixed_views:
+        overrides["arc_training_views"] = args.fixed_views
     config = TRMConfig.from_preset(args.preset, **{"crop_cell_canvas": True, **overrides,
                                                    "num_task_ids": len(vocabulary) + 1})
     model = TRMForMultitaskReasoning(config).train()
@@ -129,8 +132,6 @@ def main(argv=None) -> dict:
     tests = ArcPairBank(task_pairs(tasks, "test"), vocabulary, config.max_grid_size, canvases)
     optimizer = optimizer_for(model, args)
     views = task_view_table(model)
-    if views is None and args.fixed_views:
-        views = torch.from_numpy(standard_arc_views(args.fixed_views, args.view_parts))
     peaks = [group["lr"] for group in optimizer.param_groups]
     generator = torch.Generator().manual_seed(args.seed)
     curve, start = [], time.time()

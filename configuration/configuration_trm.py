@@ -43,7 +43,7 @@ _POSITIVE_INT_FIELDS = (
     "num_capsules", "planner_num_thoughts", "max_grid_size", "num_colors", "grid_head_num_layers",
     "text_vocab_size", "text_decoder_num_layers", "max_text_length",
 )
-_NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths", "num_task_views")
+_NON_NEGATIVE_INT_FIELDS = ("concept_vocab_size", "planner_num_paths", "num_task_views", "arc_training_views")
 _NUMBER_FIELDS = (
     "mlp_ratio", "layer_norm_eps", "dropout", "initializer_range", "halt_exploration_prob", "concept_commitment_cost",
     "planner_temperature", "grid_loss_weight", "classification_loss_weight", "text_loss_weight",
@@ -179,6 +179,12 @@ class TRMConfig(PretrainedConfig):
             parts, and voting (`evaluate_arc.py`, the Space) and test-time training draw within them. Without
             `"colours"` the voting views are the 8 dihedral transforms under the task's own colours; without
             `"dihedral"` too, the identity view alone.
+        arc_training_views (`int`, *optional*, defaults to 0):
+            0: the ARC recipe draws each sample's view at random within `arc_view_parts` (9! x 8 views with colours).
+            `V > 0`: it draws the dihedral transform and colours from the first V voting views
+            (`conventions.standard_arc_views`) instead, every view still sharing its task's row (placement stays
+            random), and test-time training draws from them too. A model with `num_task_views` trains on its own
+            table of views, so set at most one of the two (or both to the same number).
         H_cycles (`int`, *optional*, defaults to 3):
             Outer recursion cycles; the first `H_cycles - 1` run without gradient.
         L_cycles (`int`, *optional*, defaults to 6):
@@ -281,6 +287,7 @@ class TRMConfig(PretrainedConfig):
         position_encoding: str = "learned",
         rope_theta: float = 100.0,
         arc_view_parts: list[str] | tuple[str, ...] = ARC_VIEW_PARTS,
+        arc_training_views: int = 0,
         H_cycles: int = 3,
         L_cycles: int = 6,
         trm_num_layers: int = 2,
@@ -341,6 +348,7 @@ class TRMConfig(PretrainedConfig):
         self.position_encoding = position_encoding
         self.rope_theta = rope_theta
         self.arc_view_parts = list(arc_view_parts) if isinstance(arc_view_parts, (list, tuple)) else arc_view_parts
+        self.arc_training_views = arc_training_views
         self.H_cycles = H_cycles
         self.L_cycles = L_cycles
         self.trm_num_layers = trm_num_layers
@@ -461,11 +469,15 @@ class TRMConfig(PretrainedConfig):
         if (not isinstance(parts, list) or not set(parts) <= set(ARC_VIEW_PARTS)
                 or len(set(parts)) != len(parts)):
             problems.append(f"arc_view_parts must list each of {ARC_VIEW_PARTS} at most once, got {parts!r}")
-        elif self.num_task_views and "colours" not in parts:
+        elif "colours" not in parts:
             distinct = NUM_DIHEDRAL_TRANSFORMS if "dihedral" in parts else 1
-            if self.num_task_views > distinct:
-                problems.append(f"num_task_views={self.num_task_views}: arc_view_parts={parts} give {distinct} "
-                                f"distinct view(s) of a task")
+            for name in ("num_task_views", "arc_training_views"):
+                if getattr(self, name) > distinct:
+                    problems.append(f"{name}={getattr(self, name)}: arc_view_parts={parts} give {distinct} "
+                                    f"distinct view(s) of a task")
+        if self.num_task_views and self.arc_training_views not in (0, self.num_task_views):
+            problems.append(f"arc_training_views={self.arc_training_views}: a model with num_task_views="
+                            f"{self.num_task_views} trains on its own {self.num_task_views} views")
         if self.fusion_mode not in FUSION_MODES:
             problems.append(f"fusion_mode={self.fusion_mode!r} is not one of {FUSION_MODES}")
         if self.planner_selection not in PLANNER_SELECTIONS:

@@ -151,3 +151,48 @@ def test_the_arc_recipe_saves_a_row_per_view_and_evaluation_reads_them(tmp_path,
     assert summary["num_views"] == 4 and set(per_task) == {"eval0"}
     with pytest.raises(ValueError, match="num_task_views"):
         evaluate_arc_tasks(saved, processor, evaluation, num_views=8)
+
+
+def test_training_views_without_rows_per_view_draw_the_table_and_share_one_row(tmp_path):
+    """`arc_training_views=V`: the recipe draws only the first V voting views, but every view of a task reads the
+    task's one row; test-time training draws from the same views."""
+    config = TRMConfig.from_preset("arc-tiny", num_task_ids=4, hidden_size=32, num_attention_heads=2,
+                                   arc_training_views=VIEWS)
+    model = TRMForMultitaskReasoning(config)
+    assert model.trm.task_embeddings.weight.shape[0] == 4  # no rows per view
+    processor = TRMProcessor.from_config(config, task_vocabulary=VOCABULARY)
+    bank = ArcPairBank(small_pairs(8), VOCABULARY, config.max_grid_size)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, report_to="none",
+                             save_strategy="no", use_cpu=True, remove_unused_columns=False)
+    trainer = TRMTrainer(model=model, args=args, train_dataset=ArcPairIndices(len(bank)),
+                         data_collator=collate_pair_indices, processing_class=processor, arc_bank=bank)
+    table = {tuple(row) for row in standard_arc_views(VIEWS)}
+    seen = set()
+    for step in range(8):
+        trainer.state.global_step = step
+        seen |= {tuple(row) for row in trainer._arc_inputs(torch.arange(8))["augmentation_ids"].tolist()}
+    assert seen <= table and len(seen) > 4
+    from vision_trm.train_scripts.test_time_training import training_views
+    fitting = training_views(model, config.arc_view_parts)
+    assert len(fitting) == VIEWS and {(d, *(range(10) if p is None else p)) for d, p in fitting} == table
+    plain = TRMForMultitaskReasoning(TRMConfig.from_dict({**config.to_dict(), "arc_training_views": 0}))
+    assert training_views(plain, config.arc_view_parts) is None and task_view_table(plain) is None
+
+
+def test_training_views_and_task_views_must_agree():
+    with pytest.raises(ValueError, match="arc_training_views=8: a model with num_task_views=4"):
+        TRMConfig(num_task_views=4, arc_training_views=8)
+    TRMConfig(num_task_views=4, arc_training_views=4)
+    with pytest.raises(ValueError, match="arc_training_views=9"):
+        TRMConfig(arc_view_parts=["dihedral", "translation"], arc_training_views=9)
+
+
+@pytest.mark.parametrize("field", ["num_task_views", "arc_training_views"])
+def test_the_main_job_refuses_fixed_view_tables(tmp_path, monkeypatch, field):
+    """The main job's rows show views drawn at random, so a fixed table would be dropped without a word: refused."""
+    from vision_trm.train_scripts import run_multimodal
+
+    monkeypatch.setattr(run_multimodal, "build_composite", lambda spec, cache_dir=None: ({"train": []}, {"t0": 1}))
+    with pytest.raises(ValueError, match=f"{field}=8 is for the ARC recipe"):
+        run_multimodal.main(["--output_dir", str(tmp_path / "run"), "--preset", "tiny", "--max_steps", "1",
+                             "--use_cpu", "True", "--config_overrides", json.dumps({field: 8})])

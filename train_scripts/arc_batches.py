@@ -90,8 +90,9 @@ class ArcPairBank:
         view at the top-left corner with `augment=False`). `view_parts`: which parts of the view are drawn at
         random when augmenting (`conventions.ARC_VIEW_PARTS`; the recipe passes `TRMConfig.arc_view_parts`).
         `views`: a `[V, 11]` table of `augmentation_ids` rows (`conventions.standard_arc_views`; the recipe passes it
-        for `TRMConfig.num_task_views = V`): each sample's dihedral transform and colours are then one of its rows,
-        drawn uniformly, instead of drawn at random part by part (the placement is still drawn with "translation").
+        for `TRMConfig.num_task_views` or `arc_training_views`): each sample's dihedral transform and colours are
+        then one of its rows, drawn uniformly, instead of drawn at random part by part (the placement is still
+        drawn with "translation").
 
         With `canvas_cells` (a cropped cell canvas) the batch's canvas is the largest of its pairs' canvases plus a
         random `0..canvas_slack` cells (room for translation; never beyond the full canvas), so batch pairs of

@@ -72,12 +72,14 @@ def trained_view_parts(model) -> tuple[str, ...]:
 
 
 def task_view_table(model) -> torch.Tensor | None:
-    """The `[V, 11]` views `model` keeps task-embedding rows for (`config.num_task_views = V`), which training and
-    test-time training draw from; None when every view of a task shares its row."""
+    """The `[V, 11]` views the ARC recipe and test-time training draw `model`'s training views from: the views it
+    keeps task rows for (`config.num_task_views = V`), or the first `config.arc_training_views` voting views; None
+    when views are drawn at random within `config.arc_view_parts`."""
     config = model.config
-    if not getattr(config, "num_task_views", 0):
+    views = getattr(config, "num_task_views", 0) or getattr(config, "arc_training_views", 0)
+    if not views:
         return None
-    return torch.from_numpy(standard_arc_views(config.num_task_views, trained_view_parts(model)))
+    return torch.from_numpy(standard_arc_views(views, trained_view_parts(model)))
 
 
 def model_voting_views(model, num_views: int, seed: int = 0, view_parts=None) -> list[tuple[int, np.ndarray | None]]:

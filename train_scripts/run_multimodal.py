@@ -369,9 +369,10 @@ def main(argv=None):
 
     # 2. Model and processor.
     model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
-    if model.config.num_task_views:
-        raise ValueError(f"num_task_views={model.config.num_task_views} is for the ARC recipe (--recipe arc), whose "
-                         f"batches draw the views of its table; the main job's rows show views drawn at random")
+    for name in ("num_task_views", "arc_training_views"):
+        if getattr(model.config, name):
+            raise ValueError(f"{name}={getattr(model.config, name)} is for the ARC recipe (--recipe arc), whose "
+                             f"batches draw the views of a fixed table; the main job's rows show views drawn at random")
     if "image_to_code" in sources:
         image_to_code.check_decoder_length(model.config)
     processor = TRMProcessor.from_config(model.config, task_vocabulary=task_vocabulary)
@@ -564,6 +565,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
         "arc_copy_fraction": recipe_args.arc_copy_fraction, "arc_training_pairs": recipe_args.arc_training_pairs,
         "arc_view_parts": list(model.config.arc_view_parts), "num_task_views": model.config.num_task_views,
+        "arc_training_views": model.config.arc_training_views,
     }
     if torch.cuda.is_available():
         results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -54,6 +54,7 @@ from vision_trm.train_scripts.arc_voting import (
     max_voting_views,
     model_voting_views,
     trained_view_parts,
+    voting_views,
 )
 
 # The row of the copy's task embedding that holds the task being solved (row 0, "no task", is free in the copy).
@@ -229,13 +230,15 @@ def fitting_view_parts(trained_parts, colour_permutations: bool | None) -> list[
     return [part for part in parts if part != "colours" or colour_permutations is not False]
 
 
-def task_row_views(model, view_parts) -> list | None:
-    """The views fitting draws from for a model with a task row per view (`config.num_task_views`): every view of
-    its table within `view_parts`; None for a model whose views share one row (fitting then draws them freely)."""
-    rows = getattr(model.config, "num_task_views", 0)
+def training_views(model, view_parts) -> list | None:
+    """The views fitting draws from for a model trained on a fixed table of views (`config.num_task_views`, or
+    `config.arc_training_views`): every view of the table within `view_parts`; None for a model trained on views
+    drawn at random (fitting then draws them freely too)."""
+    rows = getattr(model.config, "num_task_views", 0) or getattr(model.config, "arc_training_views", 0)
     if not rows:
         return None
-    return model_voting_views(model, min(rows, max_voting_views(view_parts) or rows), 0, view_parts)
+    count = min(rows, max_voting_views(view_parts) or rows)
+    return voting_views(count, 0, view_parts)
 
 
 def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, view_parts, device,
@@ -266,7 +269,7 @@ def fit_demonstrations(fitted, processor, optimizer, pairs, steps: int, rows: in
     """Up to `steps` AdamW steps of the training objective on the demonstrations; returns `(loss_curve, stopped)`,
     `stopped` telling whether the time bound ended the fitting early."""
     loss_head = TRMMultitaskLoss(fitted.config)
-    fixed_views = task_row_views(fitted, view_parts)
+    fixed_views = training_views(fitted, view_parts)
     device = next(fitted.parameters()).device
     fitted.train()
     curve = []
