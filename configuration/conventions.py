@@ -56,6 +56,8 @@ def standard_arc_views(num_views: int, view_parts=ARC_VIEW_PARTS, seed: int = 0)
         colourings.append(np.concatenate([[0], rng.permutation(np.arange(1, NUM_COLORS))]))
     rows = [[dihedral, *colouring] for colouring in colourings for dihedral in range(dihedrals)]
     return np.asarray(rows[:num_views], dtype=np.int64).reshape(-1, 1 + NUM_COLORS)
+
+
 # The standard ARC palette, colour index 0..9 (uint8 RGB).
 ARC_PALETTE = np.array(
     [

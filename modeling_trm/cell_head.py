@@ -10,7 +10,6 @@ classifies each of the recursion's answer tokens into those 12 classes, so copyi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..configuration.conventions import BACKGROUND_CLASS, BORDER_CLASS, IGNORE_INDEX, NUM_CELL_CLASSES, NUM_COLORS

@@ -16,7 +16,6 @@ from vision_trm.configuration import (
     BORDER_CLASS,
     IGNORE_INDEX,
     LABEL_NAMES,
-    MODALITY_GRID,
     NUM_CELL_CLASSES,
     TRMConfig,
 )

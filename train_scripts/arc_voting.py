@@ -11,7 +11,6 @@ runner-up.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,15 +70,18 @@ def trained_view_parts(model) -> tuple[str, ...]:
     return tuple(getattr(model.config, "arc_view_parts", ARC_VIEW_PARTS))
 
 
-def task_view_table(model) -> torch.Tensor | None:
-    """The `[V, 11]` views the ARC recipe and test-time training draw `model`'s training views from: the views it
-    keeps task rows for (`config.num_task_views = V`), or the first `config.arc_training_views` voting views; None
-    when views are drawn at random within `config.arc_view_parts`."""
+def fixed_training_views(model) -> int:
+    """How many of the voting views `model` was trained on, drawn from a fixed table: `config.num_task_views` (it
+    keeps a task row for each) or `config.arc_training_views`; 0 when its views were drawn at random."""
     config = model.config
-    views = getattr(config, "num_task_views", 0) or getattr(config, "arc_training_views", 0)
-    if not views:
-        return None
-    return torch.from_numpy(standard_arc_views(views, trained_view_parts(model)))
+    return getattr(config, "num_task_views", 0) or getattr(config, "arc_training_views", 0)
+
+
+def task_view_table(model) -> torch.Tensor | None:
+    """The `[V, 11]` views the ARC recipe draws `model`'s training views from (`fixed_training_views`); None when
+    they are drawn at random within `config.arc_view_parts`."""
+    views = fixed_training_views(model)
+    return torch.from_numpy(standard_arc_views(views, trained_view_parts(model))) if views else None
 
 
 def model_voting_views(model, num_views: int, seed: int = 0, view_parts=None) -> list[tuple[int, np.ndarray | None]]:

@@ -49,10 +49,11 @@ from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
     demonstrated_output_sizes,
-    predict_test_inputs,
-    task_canvas,
+    fixed_training_views,
     max_voting_views,
     model_voting_views,
+    predict_test_inputs,
+    task_canvas,
     trained_view_parts,
     voting_views,
 )
@@ -234,11 +235,10 @@ def training_views(model, view_parts) -> list | None:
     """The views fitting draws from for a model trained on a fixed table of views (`config.num_task_views`, or
     `config.arc_training_views`): every view of the table within `view_parts`; None for a model trained on views
     drawn at random (fitting then draws them freely too)."""
-    rows = getattr(model.config, "num_task_views", 0) or getattr(model.config, "arc_training_views", 0)
+    rows = fixed_training_views(model)
     if not rows:
         return None
-    count = min(rows, max_voting_views(view_parts) or rows)
-    return voting_views(count, 0, view_parts)
+    return voting_views(min(rows, max_voting_views(view_parts) or rows), 0, view_parts)
 
 
 def demonstration_batch(processor, pairs, rows: int, rng: np.random.Generator, view_parts, device,
