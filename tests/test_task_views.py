@@ -16,7 +16,7 @@ from vision_trm.modeling_trm import TRMForMultitaskReasoning
 from vision_trm.processing import TRMProcessor
 from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.arc_voting import model_voting_views, task_view_table, voting_views
-from vision_trm.train_scripts.test_time_training import solve_arc_task
+from vision_trm.train_scripts.test_time_training import solve_arc_task, training_views
 from vision_trm.train_scripts.training import TRMTrainer
 
 VIEWS = 12
@@ -34,6 +34,28 @@ def small_pairs(count: int, seed: int = 0) -> list[dict]:
     return [{"input": rng.integers(0, 10, rng.integers(1, 7, 2)).tolist(),
              "output": rng.integers(0, 10, rng.integers(1, 7, 2)).tolist(), "task_name": f"t{i % 3}"}
             for i in range(count)]
+
+
+def recipe_trainer(tmp_path, config, max_steps: int = 3) -> TRMTrainer:
+    """The ARC recipe's trainer over 8 small pairs (task rows at their own learning rate, as the recipe)."""
+    model = TRMForMultitaskReasoning(config)
+    processor = TRMProcessor.from_config(config, task_vocabulary=VOCABULARY)
+    bank = ArcPairBank(small_pairs(8), VOCABULARY, config.max_grid_size)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=max_steps,
+                             report_to="none", learning_rate=1e-3, save_strategy="no", use_cpu=True,
+                             remove_unused_columns=False)
+    return TRMTrainer(model=model, args=args, train_dataset=ArcPairIndices(len(bank)),
+                      data_collator=collate_pair_indices, processing_class=processor, arc_bank=bank,
+                      task_embedding_learning_rate=1e-2)
+
+
+def views_drawn(trainer, steps: int = 8) -> set:
+    """The `augmentation_ids` rows the trainer's ARC batches show over `steps` optimizer steps."""
+    seen = set()
+    for step in range(steps):
+        trainer.state.global_step = step
+        seen |= {tuple(row) for row in trainer._arc_inputs(torch.arange(8))["augmentation_ids"].tolist()}
+    return seen
 
 
 def test_the_view_table_is_what_voting_votes_over():
@@ -86,22 +108,11 @@ def test_voting_stays_within_the_table(config):
 
 
 def test_the_recipe_draws_only_the_tables_views(tmp_path, config):
-    model = TRMForMultitaskReasoning(config)
-    processor = TRMProcessor.from_config(config, task_vocabulary=VOCABULARY)
-    bank = ArcPairBank(small_pairs(8), VOCABULARY, config.max_grid_size)
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=3, report_to="none",
-                             learning_rate=1e-3, save_strategy="no", use_cpu=True, remove_unused_columns=False)
-    trainer = TRMTrainer(model=model, args=args, train_dataset=ArcPairIndices(len(bank)),
-                         data_collator=collate_pair_indices, processing_class=processor, arc_bank=bank,
-                         task_embedding_learning_rate=1e-2)
-    table = {tuple(row) for row in standard_arc_views(VIEWS)}
-    seen = set()
-    for step in range(8):
-        trainer.state.global_step = step
-        seen |= {tuple(row) for row in trainer._arc_inputs(torch.arange(8))["augmentation_ids"].tolist()}
-    assert seen <= table and len(seen) > 4
+    trainer = recipe_trainer(tmp_path, config)
+    seen = views_drawn(trainer)
+    assert seen <= {tuple(row) for row in standard_arc_views(VIEWS)} and len(seen) > 4
     trainer.train()
-    trained = model.trm.task_embeddings.rows_per_task().abs().sum(-1)  # [task, view]
+    trained = trainer.model.trm.task_embeddings.rows_per_task().abs().sum(-1)  # [task, view]
     assert (trained[1:] > 0).sum() > 3 and trained[0].sum() == 0  # several (task, view) rows moved; "no task" not
 
 
@@ -158,21 +169,12 @@ def test_training_views_without_rows_per_view_draw_the_table_and_share_one_row(t
     task's one row; test-time training draws from the same views."""
     config = TRMConfig.from_preset("arc-tiny", num_task_ids=4, hidden_size=32, num_attention_heads=2,
                                    arc_training_views=VIEWS)
-    model = TRMForMultitaskReasoning(config)
+    trainer = recipe_trainer(tmp_path, config, max_steps=1)
+    model = trainer.model
     assert model.trm.task_embeddings.weight.shape[0] == 4  # no rows per view
-    processor = TRMProcessor.from_config(config, task_vocabulary=VOCABULARY)
-    bank = ArcPairBank(small_pairs(8), VOCABULARY, config.max_grid_size)
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, report_to="none",
-                             save_strategy="no", use_cpu=True, remove_unused_columns=False)
-    trainer = TRMTrainer(model=model, args=args, train_dataset=ArcPairIndices(len(bank)),
-                         data_collator=collate_pair_indices, processing_class=processor, arc_bank=bank)
     table = {tuple(row) for row in standard_arc_views(VIEWS)}
-    seen = set()
-    for step in range(8):
-        trainer.state.global_step = step
-        seen |= {tuple(row) for row in trainer._arc_inputs(torch.arange(8))["augmentation_ids"].tolist()}
+    seen = views_drawn(trainer)
     assert seen <= table and len(seen) > 4
-    from vision_trm.train_scripts.test_time_training import training_views
     fitting = training_views(model, config.arc_view_parts)
     assert len(fitting) == VIEWS and {(d, *(range(10) if p is None else p)) for d, p in fitting} == table
     plain = TRMForMultitaskReasoning(TRMConfig.from_dict({**config.to_dict(), "arc_training_views": 0}))
