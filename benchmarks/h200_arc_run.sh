@@ -22,38 +22,46 @@
 #   # DEMOS=1 also scores, here after the vote, the fit on what the run trained on: the 1,363 evaluation
 #   # demonstrations in the identity view (--split evaluation_demonstrations --num_views 1; 20 min on a 2-core CPU),
 #   # for weights too large to come back.
+#   # EXTRA=arcagi2_training trains on the 233 ARC-AGI-2 training tasks new to ARC-AGI-1 too (--arc_extra_training_tasks).
+#   # BF16=False COMPILE=False run it on a CPU (a check of the plumbing).
+#   # TAG=x names this run's files in $OUT x-log.txt, x-run.tar.gz (and its folder /tmp/arc-run-x), so that two runs
+#   # can share a call (benchmarks/h200_arc_paired.sh); WEIGHTS=0 leaves the weight shards on the machine.
 #
 # Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
 # cosine schedule from the returned (EMA) weights; say so next to its figures.
 set -euo pipefail
-source .device_carry/env.sh
+[ -n "${CARRY_INSTALLED:-}" ] || source .device_carry/env.sh   # h200_arc_paired.sh installs it once for both runs
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 : "${MINUTES:?set MINUTES (training wall-clock cap)}" "${STEPS:?set STEPS (length of the cosine schedule)}"
-RUN=/tmp/arc-run
-ARGS=(--recipe arc --preset "${PRESET:-arc}" --bf16 True --compile_blocks True
+RUN=/tmp/arc-run${TAG:+-$TAG}
+LOG="$OUT/${TAG:+$TAG-}log.txt"
+ARCHIVE="${TAG:+$TAG-}run.tar.gz"
+ARGS=(--recipe arc --preset "${PRESET:-arc}" --bf16 "${BF16:-True}" --compile_blocks "${COMPILE:-True}"
       --per_device_train_batch_size "${BATCH:-128}" --per_device_eval_batch_size 256 --max_steps "$STEPS"
       --max_train_minutes "$MINUTES" --learning_rate "${LR:-1e-3}" --warmup_steps "${WARMUP:-200}"
       --logging_steps 50 --save_steps 1000000 --output_dir "$RUN" --run_name arc-h200 --seed "${SEED:-0}")
 if [ -n "${INIT:-}" ] && [ -f "$INIT/config.json" ]; then
   ARGS+=(--model_name_or_path "$INIT")   # a run folder as a call left it here, unpacked (shards, config, processor)
 elif [ -n "${INIT:-}" ]; then
-  mkdir -p /tmp/init && tar xzf "$INIT/run.tar.gz" -C /tmp/init && cp "$INIT"/*.safetensors /tmp/init/
-  ARGS+=(--model_name_or_path /tmp/init)
+  mkdir -p "/tmp/init${TAG:+-$TAG}" && tar xzf "$INIT/run.tar.gz" -C "/tmp/init${TAG:+-$TAG}"
+  cp "$INIT"/*.safetensors "/tmp/init${TAG:+-$TAG}/"
+  ARGS+=(--model_name_or_path "/tmp/init${TAG:+-$TAG}")
 fi
 [ -z "${OVERRIDES:-}" ] || ARGS+=(--config_overrides "$OVERRIDES")
 [ -z "${FIT:-}" ] || ARGS+=(--schedule_fraction_at_time_cap "$FIT")
 [ -z "${PAIRS:-}" ] || ARGS+=(--arc_training_pairs "$PAIRS")   # PAIRS=evaluation_demos: the joint TTT phase
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/log.txt"
-python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt"
+[ -z "${EXTRA:-}" ] || ARGS+=(--arc_extra_training_tasks "$EXTRA")
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$LOG"
+python3 train_scripts/run_multimodal.py "${ARGS[@]}" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$LOG"
 # The weights and the run folder come back first, so a call cut short during the 32-view evaluation keeps them.
-cp "$RUN"/*.safetensors "$OUT/"
-tar czf "$OUT/run.tar.gz" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
+[ "${WEIGHTS:-1}" = 0 ] || cp "$RUN"/*.safetensors "$OUT/"
+tar czf "$OUT/$ARCHIVE" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' .
 python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --num_views "${VIEWS:-32}" \
-  --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+  --output_json "$RUN/arc_eval_attempts.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$LOG" || true
 if [ -n "${DEMOS:-}" ]; then
   python3 train_scripts/evaluate_arc.py --model_name_or_path "$RUN" --split evaluation_demonstrations --num_views 1 \
-    --output_json "$RUN/arc_demonstrations_fit.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$OUT/log.txt" || true
+    --output_json "$RUN/arc_demonstrations_fit.json" 2>&1 | grep --line-buffered -v "it/s\]$" | tee -a "$LOG" || true
 fi
 # Now with the evaluation; packed aside first, so a cut here leaves the earlier archive whole.
-tar czf /tmp/run.tar.gz -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' . && mv -f /tmp/run.tar.gz "$OUT/"
+tar czf "/tmp/$ARCHIVE" -C "$RUN" --exclude='checkpoint-*' --exclude='*.safetensors' . && mv -f "/tmp/$ARCHIVE" "$OUT/"
 ls -la "$OUT"

