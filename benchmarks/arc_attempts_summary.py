@@ -1,7 +1,10 @@
 """Re-scores a saved ARC attempts file (`evaluate_arc.py --output_json`, plain or gzipped) against the ARC-AGI tasks:
-pass@1 / pass@2, the size breakdown and the near misses, without the model.
+pass@1 / pass@2, the size breakdown and the near misses, without the model. `--against_copy` adds attempt 1's
+per-cell accuracy minus copy-the-input's, paired per test input, with a 95% t-interval over the test inputs (the
+interval covers the choice of inputs, not the training seed).
 
     python benchmarks/arc_attempts_summary.py benchmarks/results/h200_arc_main_run_rope_attempts.json.gz
+    python benchmarks/arc_attempts_summary.py <attempts.json> --against_copy
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from vision_trm.train_scripts.data_arc import load_arc_tasks
 from vision_trm.train_scripts.evaluate_arc import near_misses, score, size_breakdown, tasks_of_split
+from vision_trm.train_scripts.experiments.core import mean_ci
 
 
 def load_attempts(path: Path) -> dict:
@@ -21,26 +25,42 @@ def load_attempts(path: Path) -> dict:
         return json.load(handle)
 
 
-def summarise_attempts(saved: dict, training_tasks, evaluation_tasks) -> dict:
-    """The summary of `saved` (`{"summary", "tasks"}`) over the tasks it holds, scored afresh."""
+def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy: bool = False) -> dict:
+    """The summary of `saved` (`{"summary", "tasks"}`) over the tasks it holds, scored afresh (`with_copy`: and
+    against copy-the-input, `against_copy`)."""
     split = saved["summary"].get("split", "evaluation")
     tasks = [task for task in tasks_of_split(training_tasks, evaluation_tasks, split) if task["id"] in saved["tasks"]]
     if len(tasks) != len(saved["tasks"]):
         unknown = sorted(set(saved["tasks"]) - {task["id"] for task in tasks})
         raise ValueError(f"the attempts name tasks that are not in the {split} split: {unknown[:5]}")
     per_task = saved["tasks"]
-    return {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
-            "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
+    summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
+               "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
+    if with_copy:
+        summary["against_copy"] = against_copy(tasks, per_task)
+    return summary
+
+
+def against_copy(tasks, per_task) -> dict:
+    """Attempt 1's per-cell accuracy minus that of the test input itself, per test input: mean, 95% interval, n."""
+    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+    copied = {task["id"]: {"test_inputs": [{"attempts": [pair["input"]]} for pair in task["test"]]} for task in tasks}
+    copy = score(tasks, copied, per_input=True)["per_input_cell_accuracy"]
+    difference = mean_ci([m - c for m, c in zip(model, copy)])
+    return {"model_minus_copy": difference["mean"], "low": difference["mean"] - difference["ci95"],
+            "high": difference["mean"] + difference["ci95"], "test_inputs": difference["n"],
+            "model_per_cell": sum(model) / len(model), "copy_per_cell": sum(copy) / len(copy)}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("attempts", type=Path)
     parser.add_argument("--arc_version", default=None, help="default: the file's own")
+    parser.add_argument("--against_copy", action="store_true", help="add attempt 1 - copy-the-input, paired")
     args = parser.parse_args(argv)
     saved = load_attempts(args.attempts)
     training, evaluation = load_arc_tasks(args.arc_version or saved["summary"].get("arc_version", "1"))
-    summary = summarise_attempts(saved, training, evaluation)
+    summary = summarise_attempts(saved, training, evaluation, args.against_copy)
     print(json.dumps(summary, indent=1))
     return summary
 

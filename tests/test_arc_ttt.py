@@ -535,3 +535,17 @@ def test_a_saved_attempts_file_is_rescored_without_the_model(tmp_path):
     assert summary["pass@2"] == 1.0 and summary["near_misses"]["solved_tasks_keeping_size"] == 1
     with pytest.raises(ValueError, match="not in the evaluation split"):
         bench.summarise_attempts(saved, [], [])
+
+
+def test_attempts_are_compared_with_copying_the_input_per_test_input():
+    bench = load_file_module("arc_attempts_summary",
+                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    given, target = [[1, 1], [1, 1]], [[1, 2], [2, 2]]  # copying gets 1 of 4 cells
+    tasks = [{"id": "a", "train": [], "test": [{"input": given, "output": target}]},
+             {"id": "b", "train": [], "test": [{"input": given, "output": target}]}]
+    per_task = {"a": {"test_inputs": [{"attempts": [[[1, 2], [2, 1]]]}]},   # 3 of 4: +0.5 over copying
+                "b": {"test_inputs": [{"attempts": [[[1, 2], [1, 1]]]}]}}   # 2 of 4: +0.25
+    compared = bench.against_copy(tasks, per_task)
+    assert compared["model_minus_copy"] == pytest.approx(0.375) and compared["test_inputs"] == 2
+    assert compared["copy_per_cell"] == pytest.approx(0.25) and compared["model_per_cell"] == pytest.approx(0.625)
+    assert compared["low"] < 0.375 < compared["high"]

@@ -43,6 +43,9 @@ def test_arc_exact_match_pass_at_k_and_cells():
     assert result["pass@2"] == pytest.approx(2 / 3)  # a and c
     assert result["exact_match"] == pytest.approx(0.5)
     assert result["per_cell_accuracy"] == pytest.approx((0 + 0.5 + 1 + 1) / 4)
+    assert "per_input_cell_accuracy" not in result  # only on request: Trainer logs take scalars
+    per_input = metric.compute(predictions=predictions, references=references, per_input=True)
+    assert per_input["per_input_cell_accuracy"] == pytest.approx([0, 0.5, 1, 1])
     wrong_shape = metric.compute(predictions=[json.dumps([[1, 1, 1]])], references=[json.dumps([[1], [1]])])
     assert wrong_shape["exact_match"] == 0.0 and wrong_shape["per_cell_accuracy"] == pytest.approx(0.5)
 

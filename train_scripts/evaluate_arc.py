@@ -172,8 +172,9 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
     return summary, per_task
 
 
-def score(tasks, per_task) -> dict:
-    """pass@1 / pass@2 per task, exact match and per-cell accuracy per test input, through `arc_exact_match`."""
+def score(tasks, per_task, per_input: bool = False) -> dict:
+    """pass@1 / pass@2 per task, exact match and per-cell accuracy per test input, through `arc_exact_match`
+    (`per_input`: also each test input's per-cell accuracy, in task order)."""
     metric = load_metric("arc_exact_match")
     names = []
     for task in tasks:
@@ -181,7 +182,7 @@ def score(tasks, per_task) -> dict:
             metric.add(predictions=json.dumps(report["attempts"]),
                        references=json.dumps(np.asarray(pair["output"]).tolist()))
             names.append(task["id"])
-    return metric.compute(task_ids=names)
+    return metric.compute(task_ids=names, per_input=per_input)
 
 
 def size_breakdown(tasks, per_task) -> dict:

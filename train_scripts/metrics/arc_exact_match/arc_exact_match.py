@@ -18,6 +18,8 @@ Args:
         grid counts as one attempt.
     references (`list[str]`): per test input, the target grid as JSON.
     task_ids (`list[str]`, optional): the task of each test input; defaults to one task per input.
+    per_input (`bool`, optional): also return `per_input_cell_accuracy`, the per-cell accuracy of each test input
+        (for paired comparisons, e.g. against copying the input).
 Returns:
     pass@1, pass@2 (fractions of tasks solved), exact_match (first attempt, per test input), per_cell_accuracy,
     num_tasks, num_test_inputs.
@@ -64,7 +66,7 @@ class ArcExactMatch(evaluate.Metric):
                                         "references": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, references, task_ids=None):
+    def _compute(self, predictions, references, task_ids=None, per_input=False):
         task_ids = list(task_ids) if task_ids is not None else [str(i) for i in range(len(references))]
         solved = {1: {}, 2: {}}
         exact, cells = [], []
@@ -77,7 +79,7 @@ class ArcExactMatch(evaluate.Metric):
                 hit = any(_same(a, target) for a in attempts[:k])
                 solved[k][task] = solved[k].get(task, True) and hit
         num_tasks = len(solved[1])
-        return {
+        result = {
             "pass@1": sum(solved[1].values()) / max(num_tasks, 1),
             "pass@2": sum(solved[2].values()) / max(num_tasks, 1),
             "exact_match": float(np.mean(exact)) if exact else 0.0,
@@ -85,3 +87,6 @@ class ArcExactMatch(evaluate.Metric):
             "num_tasks": num_tasks,
             "num_test_inputs": len(references),
         }
+        if per_input:
+            result["per_input_cell_accuracy"] = cells
+        return result
