@@ -544,8 +544,12 @@ def test_attempts_are_compared_with_copying_the_input_per_test_input():
     tasks = [{"id": "a", "train": [], "test": [{"input": given, "output": target}]},
              {"id": "b", "train": [], "test": [{"input": given, "output": target}]}]
     per_task = {"a": {"test_inputs": [{"attempts": [[[1, 2], [2, 1]]]}]},   # 3 of 4: +0.5 over copying
-                "b": {"test_inputs": [{"attempts": [[[1, 2], [1, 1]]]}]}}   # 2 of 4: +0.25
+                "b": {"test_inputs": [{"attempts": [[[1, 2], [3, 1]]]}]}}   # 2 of 4: +0.25
     compared = bench.against_copy(tasks, per_task)
     assert compared["model_minus_copy"] == pytest.approx(0.375) and compared["test_inputs"] == 2
     assert compared["copy_per_cell"] == pytest.approx(0.25) and compared["model_per_cell"] == pytest.approx(0.625)
     assert compared["low"] < 0.375 < compared["high"]
+    # a edits two cells, both right; b edits two, one right and one to a colour the answer does not have. The
+    # answer changes 3 cells of each input.
+    assert compared["edits_where_the_size_is_kept"] == {"cells_edited_right": 3, "cells_edited_wrong": 1,
+                                                        "cells_the_answers_change": 6}
