@@ -430,6 +430,7 @@ def test_the_size_breakdown_sets_attempt_one_beside_copying():
     assert size_breakdown(tasks, per_task) == {
         "kept_size_inputs": 2, "changed_size_inputs": 2, "kept_size_right": 1, "changed_size_right": 1,
         "kept_size_cells_right": 1.0, "kept_size_cells_right_by_copying": 0.75,
+        "kept_size_cells_edited_right": 1, "kept_size_cells_edited_wrong": 0, "kept_size_cells_the_answers_change": 1,
     }
 
 
@@ -551,5 +552,8 @@ def test_attempts_are_compared_with_copying_the_input_per_test_input():
     assert compared["low"] < 0.375 < compared["high"]
     # a edits two cells, both right; b edits two, one right and one to a colour the answer does not have. The
     # answer changes 3 cells of each input.
-    assert compared["edits_where_the_size_is_kept"] == {"cells_edited_right": 3, "cells_edited_wrong": 1,
-                                                        "cells_the_answers_change": 6}
+    from vision_trm.train_scripts.evaluate_arc import size_breakdown
+
+    breakdown = size_breakdown(tasks, per_task)
+    assert (breakdown["kept_size_cells_edited_right"], breakdown["kept_size_cells_edited_wrong"],
+            breakdown["kept_size_cells_the_answers_change"]) == (3, 1, 6)

@@ -191,10 +191,11 @@ def size_breakdown(tasks, per_task) -> dict:
     `kept` / `changed`: the test inputs whose output has / does not have the input's size, and on how many attempt 1
     has the right size. On the kept-size inputs answered at that size, the share of cells attempt 1 gets right beside
     the share the input itself gets right (copy-the-input's): a model at copy's level there has learned the frame
-    but no edit.
+    but no edit. There too, the cells attempt 1 changes from the input, right and wrong, beside the cells the
+    answers change (a model that only copies edits none).
     """
     counts = {"kept": [0, 0], "changed": [0, 0]}
-    cells = model_right = copy_right = 0
+    cells = model_right = copy_right = edited_right = edited_wrong = answer_changes = 0
     for task in tasks:
         for report, pair in zip(per_task[task["id"]]["test_inputs"], task["test"]):
             given, expected = np.asarray(pair["input"]), np.asarray(pair["output"])
@@ -206,11 +207,17 @@ def size_breakdown(tasks, per_task) -> dict:
                 cells += expected.size
                 model_right += int((attempt == expected).sum())
                 copy_right += int((given == expected).sum())
+                edited = attempt != given
+                edited_right += int((edited & (attempt == expected)).sum())
+                edited_wrong += int((edited & (attempt != expected)).sum())
+                answer_changes += int((given != expected).sum())
     return {
         **{f"{name}_size_inputs": total for name, (total, _) in counts.items()},
         **{f"{name}_size_right": right for name, (_, right) in counts.items()},
         "kept_size_cells_right": model_right / cells if cells else None,
         "kept_size_cells_right_by_copying": copy_right / cells if cells else None,
+        "kept_size_cells_edited_right": edited_right, "kept_size_cells_edited_wrong": edited_wrong,
+        "kept_size_cells_the_answers_change": answer_changes,
     }
 
 
