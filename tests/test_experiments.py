@@ -74,6 +74,35 @@ def test_runner_end_to_end_on_a_tiny_configuration(tmp_path, monkeypatch, capsys
     capsys.readouterr()
 
 
+def test_summarise_only_runs_nothing_and_accepts_a_folder_of_copied_records(tmp_path, capsys, monkeypatch):
+    made = tmp_path / "made"
+    assert run_experiments.main(["--experiment", "planner", "--seeds", "0", "--scale", "test", "--arms", "soft,off",
+                                 "--output_dir", str(made)]) == 0
+    # The records alone, copied back as from a GPU machine (no marker, no summary).
+    copied = tmp_path / "copied" / "test" / "planner"
+    copied.mkdir(parents=True)
+    for path in (made / "test" / "planner").glob("*_seed*.json"):
+        (copied / path.name).write_text(path.read_text())
+    monkeypatch.setattr(run_experiments.EXPERIMENTS["planner"], "run",
+                        lambda *args: pytest.fail("--summarise must not train"))
+    assert run_experiments.main(["--experiment", "planner", "--seeds", "0", "--scale", "test", "--output_dir",
+                                 str(tmp_path / "copied"), "--summarise"]) == 0
+    summary = json.loads((copied / "summary.json").read_text())
+    assert set(summary["arms"]) == {"soft", "off"}  # the arms with records; `gumbel` has none and is left out
+    # A seed with no record anywhere: nothing to summarise, said so.
+    with pytest.raises(FileNotFoundError, match="no arm with a record for every seed"):
+        run_experiments.main(["--experiment", "planner", "--seeds", "5", "--scale", "test", "--output_dir",
+                              str(tmp_path / "copied"), "--summarise"])
+    # Another experiment's records are not this tool's folder for this experiment.
+    other = tmp_path / "other" / "test" / "fusion_gate"
+    other.mkdir(parents=True)
+    (other / "soft_seed0.json").write_text((copied / "soft_seed0.json").read_text())
+    with pytest.raises(ValueError, match="not run records of fusion_gate: soft_seed0.json"):
+        run_experiments.main(["--experiment", "fusion_gate", "--seeds", "0", "--scale", "test", "--output_dir",
+                              str(tmp_path / "other"), "--summarise"])
+    capsys.readouterr()
+
+
 def test_runner_never_writes_into_a_folder_it_did_not_create(tmp_path):
     folder = tmp_path / "test" / "planner"
     folder.mkdir(parents=True)
@@ -233,6 +262,30 @@ def test_train_loop_that_diverges_stops_and_leaves_no_batch_in_flight():
     assert log.diverged_at == 3 and len(log.losses) == 3
     assert batches.calls == [0, 1, 2, 3, 4]  # one batch ahead of the step that diverged, no more
     assert not any(thread.name.startswith("next_batch") for thread in threading.enumerate())
+
+
+class _LinearRecordingDtype(torch.nn.Module):
+    """A linear model that records the dtype its matmul computes in, in training and in evaluation."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 1)
+        self.dtypes = {"train": set(), "eval": set()}
+
+    def forward(self, x, y):
+        prediction = self.linear(x[None])
+        self.dtypes["train" if self.training else "eval"].add(prediction.dtype)
+        return type("Output", (), {"loss": ((prediction.float().squeeze() - y.sum()) ** 2)})
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float32)])
+def test_train_loop_runs_forward_and_evaluation_in_bf16_only_when_the_scale_asks(bf16, expected):
+    scale = Scale(steps=3, batch_size=8, warmup_steps=1, bf16=bf16)
+    batches, model = _RecordingBatches(), _LinearRecordingDtype()
+    train_loop(model, batches, scale, seed=0,
+               evaluate=lambda trained: {"seen": float(trained(**batches(0)).loss)})
+    assert model.dtypes == {"train": {expected}, "eval": {expected}}
+    assert model.linear.weight.dtype == torch.float32  # autocast: the weights and the optimiser stay fp32
 
 
 # ------------------------------------------------------------------------------------------------ statistics

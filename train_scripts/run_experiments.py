@@ -8,8 +8,10 @@ the comparisons that decide the verdict, and a plot.
 
 Writes `<output_dir>/<scale>/<experiment>/`: `<arm>_seed<k>.json` per run (metrics, curves, parameter counts,
 stability, wall time), `summary.json`, `summary.md` and `plot.png`. The folder is this tool's own: it refuses to
-write into an existing folder it did not create. `--reuse` keeps runs already written and runs only the missing
-ones (an interrupted experiment resumes); the summary covers every arm that has a run for each seed in the folder.
+write into an existing folder it did not create (one holding nothing but this experiment's run records counts as its
+own). `--reuse` keeps runs already written and runs only the missing ones (an interrupted experiment resumes); the
+summary covers every arm that has a run for each seed in the folder. `--summarise` runs nothing: copy the records of
+runs made elsewhere (`benchmarks/gpu_experiment_arms.sh` on a GPU machine) into the folder and summarise them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def parse_arguments(argv) -> argparse.Namespace:
     parser.add_argument("--arms", default=None, help="comma-separated subset of the experiment's arms")
     parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
     parser.add_argument("--reuse", action="store_true", help="keep runs already written; run only missing ones")
+    parser.add_argument("--summarise", action="store_true",
+                        help="run nothing: summarise the records already in the folder (e.g. copied back from a GPU "
+                             "machine); an arm counts when it has a record for every seed")
     parser.add_argument("--list", action="store_true", help="list the experiments and their arms")
     args = parser.parse_args(argv)
     if not args.list:
@@ -76,11 +81,27 @@ def selected_arms(experiment, arms_text: str | None, scale_name: str):
     return [arm for arm in arms if scale_name in arm.options.get("only_scales", (scale_name,))]
 
 
-def prepare_folder(folder: Path) -> None:
-    """Creates the results folder, or checks that an existing one is this tool's (never writes into others)."""
+def is_record_of(path: Path, experiment_name: str) -> bool:
+    """Whether `path` is a per-run record this tool wrote for `experiment_name` (`<arm>_seed<k>.json`)."""
+    if not (path.is_file() and path.suffix == ".json" and "_seed" in path.stem):
+        return False
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and record.get("experiment") == experiment_name and "result" in record
+
+
+def prepare_folder(folder: Path, experiment_name: str) -> None:
+    """Creates the results folder, or checks that an existing one is this tool's (never writes into others): it
+    carries the tool's marker, or holds nothing but this experiment's run records (copied back from another
+    machine)."""
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
-        raise ValueError(f"{folder} exists and was not written by run_experiments.py (no {MARKER}): choose another "
-                         "--output_dir")
+        foreign = [path.name for path in folder.iterdir() if not is_record_of(path, experiment_name)]
+        if foreign:
+            raise ValueError(f"{folder} exists and was not written by run_experiments.py (no {MARKER}; not run "
+                             f"records of {experiment_name}: {', '.join(sorted(foreign)[:5])}): choose another "
+                             "--output_dir")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text("written by train_scripts/run_experiments.py\n")
 
@@ -91,14 +112,16 @@ def load_run(path: Path) -> RunResult:
 
 
 def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_dir=DEFAULT_OUTPUT_DIR,
-                   arms_text: str | None = None, reuse: bool = False, command: str | None = None) -> dict:
-    """Runs (or reuses) every selected arm x seed and writes the per-run JSON, the summary and the plot."""
+                   arms_text: str | None = None, reuse: bool = False, command: str | None = None,
+                   summarise_only: bool = False) -> dict:
+    """Runs (or reuses) every selected arm x seed and writes the per-run JSON, the summary and the plot;
+    `summarise_only` runs nothing and summarises the arms that have a record for every seed."""
     experiment = EXPERIMENTS[name]
     if experiment.pending:
         raise PendingExperiment(f"{name} is pending: {experiment.pending}")
     scale = experiment.scales[scale_name]
     folder = Path(output_dir) / scale_name / name
-    prepare_folder(folder)
+    prepare_folder(folder, name)
     command = command or f"python train_scripts/run_experiments.py --experiment {name} --seeds " \
                          f"{','.join(map(str, seeds))} --scale {scale_name}"
     metadata = run_metadata(command, scale_name, seeds)
@@ -108,10 +131,12 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
         results[arm.name] = {}
         for seed in seeds:
             path = folder / f"{arm.name}_seed{seed}.json"
-            if reuse and path.exists():
+            if (reuse or summarise_only) and path.exists():
                 results[arm.name][seed] = load_run(path)
                 ran_on.add(recorded_hardware(path))
                 continue
+            if summarise_only:
+                break
             logger.info("%s: arm %s, seed %d (%s scale)", name, arm.name, seed, scale_name)
             result = experiment.run(experiment, arm, seed, scale)
             results[arm.name][seed] = result
@@ -126,7 +151,10 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
         if arm.name not in results and all(path.exists() for path in paths):
             results[arm.name] = {seed: load_run(path) for seed, path in zip(seeds, paths)}
             ran_on.update(recorded_hardware(path) for path in paths)
-    results = {arm.name: results[arm.name] for arm in experiment.arms if arm.name in results}
+    results = {arm.name: results[arm.name] for arm in experiment.arms
+               if arm.name in results and len(results[arm.name]) == len(seeds)}
+    if not results:
+        raise FileNotFoundError(f"{folder} has no arm with a record for every seed of {seeds}")
     if ran_on and ran_on != {metadata["hardware"]}:
         # The summary names the machines the runs ran on, not the one that summarised them.
         metadata = {**metadata, "hardware": " and ".join(sorted(ran_on)), "summarised_on": metadata["hardware"]}
@@ -161,7 +189,7 @@ def main(argv=None) -> int:
     command = "python train_scripts/run_experiments.py " + " ".join(shlex.quote(a) for a in argv)
     try:
         payload = run_experiment(args.experiment, args.seed_list, args.scale, args.output_dir, args.arms, args.reuse,
-                                 command)
+                                 command, summarise_only=args.summarise)
     except PendingExperiment as pending:
         print(str(pending), file=sys.stderr)
         return PENDING_EXIT_CODE

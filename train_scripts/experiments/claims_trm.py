@@ -279,8 +279,9 @@ FUSION_GATE = Experiment(
         Arm("mean", overrides={"fusion_mode": "mean"}, description="fixed 0.5 average (no gate)"),
         Arm("h100_recipe", overrides={"hidden_size": 768, "num_attention_heads": 12},
             options={"preset": "efficientnet-lite0", "learning_rate": 1e-4, "warmup_steps": 100,
-                     "steps_factor": 0.3, "only_scales": ("gpu",)},
-            description="GPU only: the H100 run's preset (efficientnet-lite0, 224 px, width 768), lr and ~450 steps"),
+                     "steps_factor": 0.3, "bf16": True, "only_scales": ("gpu",)},
+            description="GPU only: the H100 run's preset (efficientnet-lite0, 224 px, width 768), lr, bf16 and ~450 "
+                        "steps"),
     ],
     scales=trm_scales(preset="tiny-efficientnet"),
     run=probed_run(GateProbe),

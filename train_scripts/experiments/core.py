@@ -22,6 +22,7 @@ from typing import Callable
 import matplotlib
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 matplotlib.use("Agg")  # files only: the runner runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,6 +59,7 @@ class Scale:
     extra: dict = field(default_factory=dict)  # experiment-specific sizes
     pool_samples: int = 12000  # training rows per source (Fashion-MNIST, KJV) in the data pools
     pool_eval_samples: int = 1000  # held-out rows per source
+    bf16: bool = False  # bf16 autocast for training and evaluation (the product's `--bf16`), for the GPU runs
 
 
 @dataclass
@@ -208,9 +210,11 @@ def _train(model, next_batch: Callable, scale: Scale, evaluate, on_step, steps: 
     log = TrainLog()
     device = next(model.parameters()).device
     start = time.perf_counter()
-    for step in range(steps):
+    # A bar every 30 s (also into a log file): a GPU run's rate is readable before it ends or is stopped.
+    for step in tqdm(range(steps), desc="training", mininterval=30, leave=False):
         model.train()
-        outputs = model(**on_device(next_batch(step), device))
+        with _autocast(scale, device):
+            outputs = model(**on_device(next_batch(step), device))
         loss = outputs.loss
         if not torch.isfinite(loss.detach()):
             log.diverged_at = step
@@ -225,17 +229,21 @@ def _train(model, next_batch: Callable, scale: Scale, evaluate, on_step, steps: 
         optimizer.zero_grad(set_to_none=True)
         if evaluate is not None and scale.eval_every and (step + 1) % scale.eval_every == 0 and step + 1 < steps:
             log.train_time_s += time.perf_counter() - start
-            _record_eval(log, step + 1, model, evaluate)
+            _record_eval(log, step + 1, model, evaluate, scale)
             start = time.perf_counter()
     log.train_time_s += time.perf_counter() - start
     if evaluate is not None:
-        _record_eval(log, len(log.losses), model, evaluate)
+        _record_eval(log, len(log.losses), model, evaluate, scale)
     return log
 
 
-def _record_eval(log: TrainLog, step: int, model, evaluate: Callable) -> None:
+def _autocast(scale: Scale, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=scale.bf16)
+
+
+def _record_eval(log: TrainLog, step: int, model, evaluate: Callable, scale: Scale) -> None:
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(scale, next(model.parameters()).device):
         values = evaluate(model)
     for name, value in values.items():
         if isinstance(value, (int, float)):

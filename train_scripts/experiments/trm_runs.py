@@ -11,6 +11,7 @@ Arm options read here:
     lora             LoRA (PEFT) on the pretrained tower, as `run_multimodal.py --lora_backbone`
     evaluate         which held-out sets to score: ("images", "texts") by default
     preset           overrides the scale's preset; batch_size likewise (batch_fraction: a share of the scale's)
+    bf16             bf16 autocast in training and evaluation (the product's `--bf16`)
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def run_trm_arm(experiment, arm, seed: int, scale: Scale, measure=None) -> RunRe
         return values
 
     run_scale = Scale(**{**scale.__dict__, "learning_rate": arm.options.get("learning_rate", scale.learning_rate),
-                         "warmup_steps": arm.options.get("warmup_steps", scale.warmup_steps)})
+                         "warmup_steps": arm.options.get("warmup_steps", scale.warmup_steps),
+                         "bf16": arm.options.get("bf16", scale.bf16)})
     steps = max(1, round(scale.steps * arm.options.get("steps_factor", 1.0)))
     extra = {"preset": preset, "overrides": overrides, "steps": steps}
     n2n_steps = round(scale.steps * arm.options.get("n2n_fraction", 0.0))
