@@ -1,10 +1,13 @@
 """Re-scores a saved ARC attempts file (`evaluate_arc.py --output_json`, plain or gzipped) against the ARC-AGI tasks:
 pass@1 / pass@2, the size breakdown and the near misses, without the model. `--against_copy` adds attempt 1's
 per-cell accuracy minus copy-the-input's, paired per test input, with a 95% t-interval over the test inputs (the
-interval covers the choice of inputs, not the training seed). The size breakdown counts the cells attempt 1 edits.
+interval covers the choice of inputs, not the training seed). `--against_baselines` does the same against each
+trivial baseline of `evaluate_arc.BASELINES` (copy, majority colour, and copy / upscale / tile chosen on the
+demonstrations). The size breakdown counts the cells attempt 1 edits.
 
     python benchmarks/arc_attempts_summary.py benchmarks/results/h200_arc_main_run_rope_attempts.json.gz
     python benchmarks/arc_attempts_summary.py <attempts.json> --against_copy
+    python benchmarks/arc_attempts_summary.py <attempts.json> --against_baselines
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from pathlib import Path
 
 from vision_trm.train_scripts.data_arc import load_arc_tasks
-from vision_trm.train_scripts.evaluate_arc import near_misses, score, size_breakdown, tasks_of_split
+from vision_trm.train_scripts.evaluate_arc import BASELINES, near_misses, score, size_breakdown, tasks_of_split
 from vision_trm.train_scripts.experiments.core import mean_ci
 
 
@@ -25,9 +28,10 @@ def load_attempts(path: Path) -> dict:
         return json.load(handle)
 
 
-def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy: bool = False) -> dict:
+def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy: bool = False,
+                       with_baselines: bool = False) -> dict:
     """The summary of `saved` (`{"summary", "tasks"}`) over the tasks it holds, scored afresh (`with_copy`: and
-    against copy-the-input, `against_copy`)."""
+    against copy-the-input, `against_copy`; `with_baselines`: against each baseline, `against_baselines`)."""
     split = saved["summary"].get("split", "evaluation")
     tasks = [task for task in tasks_of_split(training_tasks, evaluation_tasks, split) if task["id"] in saved["tasks"]]
     if len(tasks) != len(saved["tasks"]):
@@ -38,18 +42,29 @@ def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy:
                "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
     if with_copy:
         summary["against_copy"] = against_copy(tasks, per_task)
+    if with_baselines:
+        summary["against_baselines"] = {name: against_baseline(tasks, per_task, name) for name in BASELINES}
     return summary
+
+
+def against_baseline(tasks, per_task, name: str) -> dict:
+    """Attempt 1's per-cell accuracy minus the baseline `name`'s, per test input: mean, 95% interval, n."""
+    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+    answer = BASELINES[name]
+    answered = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
+                for task in tasks}
+    baseline = score(tasks, answered, per_input=True)["per_input_cell_accuracy"]
+    difference = mean_ci([m - b for m, b in zip(model, baseline)])
+    return {"model_minus_baseline": difference["mean"], "low": difference["mean"] - difference["ci95"],
+            "high": difference["mean"] + difference["ci95"], "test_inputs": difference["n"],
+            "model_per_cell": sum(model) / len(model), "baseline_per_cell": sum(baseline) / len(baseline)}
 
 
 def against_copy(tasks, per_task) -> dict:
     """Attempt 1's per-cell accuracy minus that of the test input itself, per test input: mean, 95% interval, n."""
-    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
-    copied = {task["id"]: {"test_inputs": [{"attempts": [pair["input"]]} for pair in task["test"]]} for task in tasks}
-    copy = score(tasks, copied, per_input=True)["per_input_cell_accuracy"]
-    difference = mean_ci([m - c for m, c in zip(model, copy)])
-    return {"model_minus_copy": difference["mean"], "low": difference["mean"] - difference["ci95"],
-            "high": difference["mean"] + difference["ci95"], "test_inputs": difference["n"],
-            "model_per_cell": sum(model) / len(model), "copy_per_cell": sum(copy) / len(copy)}
+    paired = against_baseline(tasks, per_task, "copy_input")
+    difference, copy = paired.pop("model_minus_baseline"), paired.pop("baseline_per_cell")
+    return {"model_minus_copy": difference, **paired, "copy_per_cell": copy}
 
 
 def main(argv=None) -> dict:
@@ -57,10 +72,12 @@ def main(argv=None) -> dict:
     parser.add_argument("attempts", type=Path)
     parser.add_argument("--arc_version", default=None, help="default: the file's own")
     parser.add_argument("--against_copy", action="store_true", help="add attempt 1 - copy-the-input, paired")
+    parser.add_argument("--against_baselines", action="store_true",
+                        help="add attempt 1 - each trivial baseline (evaluate_arc.BASELINES), paired")
     args = parser.parse_args(argv)
     saved = load_attempts(args.attempts)
     training, evaluation = load_arc_tasks(args.arc_version or saved["summary"].get("arc_version", "1"))
-    summary = summarise_attempts(saved, training, evaluation, args.against_copy)
+    summary = summarise_attempts(saved, training, evaluation, args.against_copy, args.against_baselines)
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -557,3 +557,38 @@ def test_attempts_are_compared_with_copying_the_input_per_test_input():
     breakdown = size_breakdown(tasks, per_task)
     assert (breakdown["kept_size_cells_edited_right"], breakdown["kept_size_cells_edited_wrong"],
             breakdown["kept_size_cells_the_answers_change"]) == (3, 1, 6)
+
+
+def test_the_scaled_or_tiled_copy_baseline_picks_the_rule_the_demonstrations_follow():
+    from vision_trm.train_scripts.evaluation import copy_scaled_or_tiled_grid
+
+    upscaling = [{"input": [[1, 2]], "output": [[1, 1, 2, 2], [1, 1, 2, 2]]},
+                 {"input": [[3], [4]], "output": [[3, 3], [3, 3], [4, 4], [4, 4]]}]
+    assert copy_scaled_or_tiled_grid(upscaling, [[5, 6]]) == [[5, 5, 6, 6], [5, 5, 6, 6]]
+    tiling = [{"input": [[1, 2]], "output": [[1, 2, 1, 2], [1, 2, 1, 2]]},
+              {"input": [[3], [4]], "output": [[3, 3], [4, 4], [3, 3], [4, 4]]}]
+    assert copy_scaled_or_tiled_grid(tiling, [[5, 6]]) == [[5, 6, 5, 6], [5, 6, 5, 6]]
+    # Kept size, or no size the demonstrations agree on, or none at all: the plain copy.
+    keeping = [{"input": [[1, 2]], "output": [[2, 1]]}]
+    assert copy_scaled_or_tiled_grid(keeping, [[5, 6]]) == [[5, 6]]
+    disagreeing = [{"input": [[1]], "output": [[1, 1]]}, {"input": [[1]], "output": [[1], [1], [1]]}]
+    assert copy_scaled_or_tiled_grid(disagreeing, [[7]]) == [[7]]
+    assert copy_scaled_or_tiled_grid([], [[7, 8]]) == [[7, 8]]
+    # A fixed output size the input does not divide: neither rule applies, the copy is kept (and scored by overlap).
+    fixed = [{"input": [[1, 2]], "output": [[0, 0, 0]]}, {"input": [[3]], "output": [[0, 0, 0]]}]
+    assert copy_scaled_or_tiled_grid(fixed, [[5, 6]]) == [[5, 6]]
+
+
+def test_trivial_baselines_are_scored_as_the_model_is():
+    from vision_trm.train_scripts.evaluate_arc import trivial_baselines
+
+    demonstrations = [{"input": [[1, 2]], "output": [[1, 2, 1, 2]]}]
+    tasks = [{"id": "tile", "train": demonstrations, "test": [{"input": [[3, 3]], "output": [[3, 3, 3, 3]]}]},
+             {"id": "flip", "train": [{"input": [[1, 2]], "output": [[2, 1]]}],
+              "test": [{"input": [[4, 5]], "output": [[5, 4]]}]}]
+    baselines = trivial_baselines(tasks)
+    assert set(baselines) == {"copy_input", "majority_colour", "copy_scaled_or_tiled"}
+    # Tiling solves the first task; copying gets half of its cells (the overlap) and none of the flip's.
+    assert baselines["copy_scaled_or_tiled"] == {"pass@1": 0.5, "exact_match": 0.5, "per_cell_accuracy": 0.5}
+    assert baselines["copy_input"]["per_cell_accuracy"] == pytest.approx(0.25)
+    assert baselines["copy_input"]["pass@1"] == 0.0

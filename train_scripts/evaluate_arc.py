@@ -51,7 +51,7 @@ from vision_trm.train_scripts.arc_voting import (
     vote,
 )
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
-from vision_trm.train_scripts.evaluation import load_metric
+from vision_trm.train_scripts.evaluation import copy_scaled_or_tiled_grid, load_metric, majority_colour_grid
 from vision_trm.train_scripts.test_time_training import solve_arc_task
 
 
@@ -165,8 +165,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
         per_task[task["id"]] = {"task_id": task_id, "pass@1": all(t["correct"][:1] == [True] for t in test_inputs),
                                 "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
                                 "ttt": fitting.get(task["id"])}
-    summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
-               "near_misses": near_misses(tasks, per_task),
+    summary = {**score(tasks, per_task), "baselines": trivial_baselines(tasks),
+               "by_output_size": size_breakdown(tasks, per_task), "near_misses": near_misses(tasks, per_task),
                "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
                "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
@@ -183,6 +183,25 @@ def score(tasks, per_task, per_input: bool = False) -> dict:
                        references=json.dumps(np.asarray(pair["output"]).tolist()))
             names.append(task["id"])
     return metric.compute(task_ids=names, per_input=per_input)
+
+
+BASELINES = {
+    "copy_input": lambda task, grid: np.asarray(grid).tolist(),
+    "majority_colour": lambda task, grid: majority_colour_grid(grid),
+    "copy_scaled_or_tiled": lambda task, grid: copy_scaled_or_tiled_grid(task["train"], grid),
+}
+
+
+def trivial_baselines(tasks) -> dict:
+    """pass@1, exact match and per-cell accuracy of each baseline of `BASELINES` (one attempt per test input), scored
+    as the model is: the figures a model's must be read against."""
+    results = {}
+    for name, answer in BASELINES.items():
+        per_task = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
+                    for task in tasks}
+        scored = score(tasks, per_task)
+        results[name] = {key: scored[key] for key in ("pass@1", "exact_match", "per_cell_accuracy")}
+    return results
 
 
 def size_breakdown(tasks, per_task) -> dict:
@@ -354,6 +373,9 @@ def main(argv=None):
     sizes = summary["by_output_size"]
     kept = (f"; there, {sizes['kept_size_cells_right']:.1%} of cells at the right size against copy's "
             f"{sizes['kept_size_cells_right_by_copying']:.1%}" if sizes["kept_size_cells_right"] is not None else "")
+    print("baselines, one attempt: " + "; ".join(
+        f"{name.replace('_', ' ')} {b['per_cell_accuracy']:.2%} per cell, pass@1 {b['pass@1']:.2%}"
+        for name, b in summary["baselines"].items()))
     print(f"attempt 1 has the right size on {sizes['kept_size_right']} of {sizes['kept_size_inputs']} inputs whose "
           f"answer keeps the input's size{kept}; on {sizes['changed_size_right']} of {sizes['changed_size_inputs']} "
           "whose size changes")
