@@ -133,7 +133,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
             model's own frame gives.
     Returns:
         `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match and per_cell_accuracy (attempt 1) over
-        the tasks, their counts, `num_views`, `ttt_steps` and the seconds taken; `per_task` maps each task name to
+        the tasks, the same for each trivial baseline (`baselines`, see `BASELINES`), their counts, `num_views`,
+        `ttt_steps` and the seconds taken; `per_task` maps each task name to
         `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved, per test input
         `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`, and after TTT
         its fitting record (steps, time bound hit, start, first and last loss, seconds; else None).

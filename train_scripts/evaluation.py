@@ -145,7 +145,8 @@ def _cells_right(prediction: np.ndarray, target) -> float:
 def copy_scaled_or_tiled_grid(demonstrations, test_input) -> list[list[int]]:
     """Baseline: the test input copied, upscaled or tiled to the size its task's demonstrations agree on, whichever
     of the three gets the most demonstration cells right (ties keep the plain copy); where they agree on no size, the
-    copy (also without demonstrations). Three fixed rules chosen per task, nothing learned: what a model must beat before it reads a task at all."""
+    copy (also without demonstrations). Three fixed rules chosen per task, nothing learned: what a model must beat
+    before it can be said to read a task at all."""
     size = output_size_from_demonstrations(demonstrations, test_input) if demonstrations else None
     if size is None:
         return np.asarray(test_input).tolist()

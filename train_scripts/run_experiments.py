@@ -126,21 +126,21 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
                          f"{','.join(map(str, seeds))} --scale {scale_name}"
     metadata = run_metadata(command, scale_name, seeds)
     results: dict[str, dict[int, RunResult]] = {}
-    ran_on: set[str] = set()  # where the summarised runs ran (reused ones may come from another machine)
+    ran_on: dict[str, set[str]] = {}  # per arm, where its runs ran (reused ones may come from another machine)
     for arm in selected_arms(experiment, arms_text, scale_name):
-        results[arm.name] = {}
+        results[arm.name], ran_on[arm.name] = {}, set()
         for seed in seeds:
             path = folder / f"{arm.name}_seed{seed}.json"
             if (reuse or summarise_only) and path.exists():
                 results[arm.name][seed] = load_run(path)
-                ran_on.add(recorded_hardware(path))
+                ran_on[arm.name].add(recorded_hardware(path))
                 continue
             if summarise_only:
                 break
             logger.info("%s: arm %s, seed %d (%s scale)", name, arm.name, seed, scale_name)
             result = experiment.run(experiment, arm, seed, scale)
             results[arm.name][seed] = result
-            ran_on.add(metadata["hardware"])
+            ran_on[arm.name].add(metadata["hardware"])
             write_json(path, {"experiment": name, "arm": arm.name, "arm_description": arm.description,
                               "arm_overrides": arm.overrides, "arm_options": arm.options, "seed": seed,
                               **metadata, "result": asdict(result)})
@@ -150,11 +150,12 @@ def run_experiment(name: str, seeds: list[int], scale_name: str = "cpu", output_
         paths = [folder / f"{arm.name}_seed{seed}.json" for seed in seeds]
         if arm.name not in results and all(path.exists() for path in paths):
             results[arm.name] = {seed: load_run(path) for seed, path in zip(seeds, paths)}
-            ran_on.update(recorded_hardware(path) for path in paths)
+            ran_on[arm.name] = {recorded_hardware(path) for path in paths}
     results = {arm.name: results[arm.name] for arm in experiment.arms
                if arm.name in results and len(results[arm.name]) == len(seeds)}
     if not results:
         raise FileNotFoundError(f"{folder} has no arm with a record for every seed of {seeds}")
+    ran_on = set().union(*(ran_on[arm] for arm in results))
     if ran_on and ran_on != {metadata["hardware"]}:
         # The summary names the machines the runs ran on, not the one that summarised them.
         metadata = {**metadata, "hardware": " and ".join(sorted(ran_on)), "summarised_on": metadata["hardware"]}
