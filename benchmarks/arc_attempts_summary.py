@@ -43,13 +43,16 @@ def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy:
     if with_copy:
         summary["against_copy"] = against_copy(tasks, per_task)
     if with_baselines:
-        summary["against_baselines"] = {name: against_baseline(tasks, per_task, name) for name in BASELINES}
+        model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+        summary["against_baselines"] = {name: against_baseline(tasks, per_task, name, model) for name in BASELINES}
     return summary
 
 
-def against_baseline(tasks, per_task, name: str) -> dict:
-    """Attempt 1's per-cell accuracy minus the baseline `name`'s, per test input: mean, 95% interval, n."""
-    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+def against_baseline(tasks, per_task, name: str, model: list[float] | None = None) -> dict:
+    """Attempt 1's per-cell accuracy minus the baseline `name`'s, per test input: mean, 95% interval, n (`model`:
+    attempt 1's per-input accuracies, when already scored)."""
+    if model is None:
+        model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
     answer = BASELINES[name]
     answered = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
                 for task in tasks}
