@@ -24,7 +24,9 @@ from vision_trm.train_scripts.experiments.claims_crossmodal import (
     trivial_baselines,
 )
 from vision_trm.train_scripts.experiments.claims_fusion import TEXT_ONLY_CEILING, listing_captions
-from vision_trm.train_scripts.experiments.core import Scale, difference_ci, mean_ci, t_quantile_975, train_loop, verdict
+from vision_trm.train_scripts.experiments.core import (
+    Arm, Comparison, Experiment, RunResult, Scale, difference_ci, format_summary_markdown, mean_ci, summarise,
+    t_quantile_975, train_loop, verdict)
 
 
 # ------------------------------------------------------------------------------------------------ the runner
@@ -310,7 +312,19 @@ def test_verdicts():
     assert verdict({"low": -0.2, "high": -0.01}) == "refuted"
     assert verdict({"low": -0.02, "high": 0.03}, claimed=0.12).startswith("refuted (claimed effect excluded")
     assert verdict({"low": -0.02, "high": 0.3}, claimed=0.12) == "inconclusive"
-    assert verdict({"low": float("nan"), "high": float("nan")}) == "inconclusive"
+    assert verdict({"low": float("nan"), "high": float("nan")}) == "inconclusive (no interval: fewer than 2 seeds)"
+
+
+def test_one_seed_summary_says_it_has_no_interval():
+    experiment = Experiment(name="one_seed", claim="c", source="s", hypothesis="h", arms=[Arm("a"), Arm("b")],
+                            scales={}, run=None, comparisons=[Comparison("m", "a", "b")])
+    results = {name: {0: RunResult(metrics={"m": value}, curves={}, parameters={"total": 1, "trainable": 1},
+                                   stability={}, wall_time_s=1.0)} for name, value in (("a", 0.6), ("b", 0.5))}
+    summary = summarise(experiment, results)
+    assert summary["comparisons"][0]["verdict"].startswith("inconclusive (no interval")
+    table = format_summary_markdown(experiment, summary, {"command": "x", "hardware": "y", "date": "z",
+                                                          "seeds": [0], "scale": "gpu"})
+    assert "+0.1000 (no interval: 1 seed)" in table and "nan" not in table
 
 
 # ------------------------------------------------------------------------------- the two-modality fusion flag

@@ -282,12 +282,19 @@ FUSION_GATE = Experiment(
                      "steps_factor": 0.3, "bf16": True, "only_scales": ("gpu",)},
             description="GPU only: the H100 run's preset (efficientnet-lite0, 224 px, width 768), lr, bf16 and ~450 "
                         "steps"),
+        Arm("h100_recipe_mean", overrides={"hidden_size": 768, "num_attention_heads": 12, "fusion_mode": "mean"},
+            options={"preset": "efficientnet-lite0", "learning_rate": 1e-4, "warmup_steps": 100,
+                     "steps_factor": 0.3, "bf16": True, "only_scales": ("gpu",)},
+            description="GPU only: h100_recipe with the fixed 0.5 average: does the gate that turns the tower down "
+                        "(to ~0.18 in 450 steps) cost or gain accuracy at the product's GPU recipe?"),
     ],
     scales=trm_scales(preset="tiny-efficientnet"),
     run=probed_run(GateProbe),
     comparisons=[
         Comparison("image_accuracy", "cpu_recipe", "mean", claimed=0.08),
         Comparison("text_perplexity", "cpu_recipe", "mean", higher_is_better=False),
+        Comparison("image_accuracy", "h100_recipe", "h100_recipe_mean", claimed=0.08,
+                   note="the product's GPU recipe (224 px, width 768)"),
     ],
     plot_metrics=("gate_at_step25", "gate_final", "image_accuracy", "image_accuracy_without_pretrained",
                   "image_accuracy_without_trainable"),

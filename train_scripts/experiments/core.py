@@ -333,7 +333,7 @@ def verdict(interval: dict, claimed: float | None = None) -> str:
     lies below 0 or when it excludes the claimed effect while containing 0, else `inconclusive`."""
     low, high = interval["low"], interval["high"]
     if not (math.isfinite(low) and math.isfinite(high)):
-        return "inconclusive"
+        return "inconclusive (no interval: fewer than 2 seeds)"
     if low > 0:
         if claimed is not None and high < claimed:
             return "supported (smaller effect than claimed)"
@@ -437,10 +437,16 @@ def format_summary_markdown(experiment: Experiment, summary: dict, metadata: dic
             direction = "" if c["higher_is_better"] else " (lower is better; sign flipped)"
             against = f" vs {c['worse_metric']}" if c.get("worse_metric") else ""
             lines.append(f"| {c['better']} vs {c['worse']} | {c['metric']}{against}{direction} | "
-                         f"{c['difference']:+.4f} "
-                         f"[{c['low']:+.4f}, {c['high']:+.4f}] | {c['test']} | "
+                         f"{c['difference']:+.4f} {_interval(c)} | {c['test']} | "
                          f"{'' if c['claimed'] is None else c['claimed']} | {c['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def _interval(comparison: dict) -> str:
+    low, high = comparison["low"], comparison["high"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "(no interval: 1 seed)"
+    return f"[{low:+.4f}, {high:+.4f}]"
 
 
 def _fmt(summary: dict | None, digits: int = 4) -> str:
