@@ -23,6 +23,9 @@ MODEL_INPUT_NAMES = (
 # Targets: class labels [B], padded ARC output grids [B, S, S], decoder targets [B, T], and in the cell-aligned
 # layout the class of every token [B, T, T] (see CELL_CLASSES below).
 LABEL_NAMES = ("labels", "grid_labels", "text_labels", "cell_labels")
+# How to run `forward`, not what it reads: a caller that built its inputs itself may skip their value checks (each a
+# GPU sync; `TRMModel.forward`).
+FORWARD_OPTIONS = ("check_input_values",)
 # Label value that no loss or metric counts (PyTorch's `cross_entropy` default, as in transformers).
 IGNORE_INDEX = -100
 

@@ -65,9 +65,14 @@ def write_code_files(save_directory) -> list[Path]:
     return written
 
 
-def add_auto_map(json_path, auto_map: dict) -> None:
-    """Adds `auto_map` entries to a saved JSON config (e.g. `processor_config.json`)."""
+def add_auto_map(json_path, auto_map: dict, nested: dict[str, dict] | None = None) -> None:
+    """Adds `auto_map` entries to a saved JSON config (e.g. `processor_config.json`), and to the sections named in
+    `nested` (`{"image_processor": {...}}`): transformers >= 5.25 resolves a processor's nested image processor from
+    that section alone, and finds remote code only through the section's own `auto_map`."""
     json_path = Path(json_path)
     content = json.loads(json_path.read_text(encoding="utf-8"))
     content["auto_map"] = {**content.get("auto_map", {}), **auto_map}
+    for section, section_map in (nested or {}).items():
+        if isinstance(content.get(section), dict):
+            content[section]["auto_map"] = {**content[section].get("auto_map", {}), **section_map}
     json_path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

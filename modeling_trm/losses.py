@@ -126,16 +126,19 @@ class TRMMultitaskLoss(nn.Module):
         super().__init__()
         self.config = config
 
-    def forward(self, outputs, labels=None, grid_labels=None, text_labels=None, cell_labels=None) -> dict[str, torch.Tensor]:
+    def forward(self, outputs, labels=None, grid_labels=None, text_labels=None, cell_labels=None,
+                check_values: bool = True) -> dict[str, torch.Tensor]:
+        """`check_values=False` checks the labels' types and shapes only: reading their values is a GPU sync (see
+        `TRMModel.forward`'s `check_input_values`)."""
         if labels is None and grid_labels is None and text_labels is None and cell_labels is None:
             raise ValueError("the loss needs at least one of labels, grid_labels, text_labels and cell_labels")
-        self.check_labels(outputs, labels, grid_labels, text_labels, cell_labels)
+        self.check_labels(outputs, labels, grid_labels, text_labels, cell_labels, check_values=check_values)
         labels, grid_labels, text_labels, cell_labels = (
             t.long() if t is not None else None for t in (labels, grid_labels, text_labels, cell_labels)
         )
         cell_targets = None
         if cell_labels is not None:
-            cell_targets = (cell_labels, *self.cell_grid_targets(cell_labels, grid_labels))
+            cell_targets = (cell_labels, *self.cell_grid_targets(cell_labels, grid_labels, check_values))
             grid_labels = None  # the cell head trains on cell_labels; grid_labels only had to agree with them
         num_steps = outputs.halting_logits.shape[1]
         # A sample is supervised at every step it ran: steps 1 .. its halting step.
@@ -170,11 +173,11 @@ class TRMMultitaskLoss(nn.Module):
             loss = loss + self.config.concept_loss_weight * terms["concept_loss"]
         return {"loss": loss, **terms}
 
-    def cell_grid_targets(self, cell_labels, grid_labels) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_grid_targets(self, cell_labels, grid_labels, check_values: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """The target grids `[B, G, G]` and `has_grid` `[B]` drawn in `cell_labels`; when `grid_labels` are given too
-        (the processor returns both), they must be the same grids."""
-        target_grids, has_grid = cell_labels_to_grids(cell_labels, self.config.max_grid_size)
-        if grid_labels is not None:
+        (the processor returns both), they must be the same grids (checked with `check_values`)."""
+        target_grids, has_grid = cell_labels_to_grids(cell_labels, self.config.max_grid_size, check=check_values)
+        if grid_labels is not None and check_values:
             disagree = (target_grids != grid_labels).flatten(1).any(1)
             if disagree.any():
                 raise ValueError(
@@ -231,14 +234,16 @@ class TRMMultitaskLoss(nn.Module):
             total = total + config.text_loss_weight * per_sample
         return total, correct & has_any_target, terms
 
-    def check_labels(self, outputs, labels, grid_labels, text_labels, cell_labels=None) -> None:
-        """Raises `ValueError` naming the first label that does not fit the outputs or the config."""
+    def check_labels(self, outputs, labels, grid_labels, text_labels, cell_labels=None, check_values: bool = True) -> None:
+        """Raises `ValueError` naming the first label that does not fit the outputs or the config (its values only
+        with `check_values`)."""
         config = self.config
+        check_range = _check_label_values if check_values else _skip_value_check
         batch = outputs.halting_steps.shape[0]
         side = config.max_grid_size
         if labels is not None:
             _check_tensor("labels", labels, (batch,))
-            _check_values("labels", labels, config.num_labels, "classes")
+            check_range("labels", labels, config.num_labels, "classes")
             if outputs.step_class_logits is None:
                 raise ValueError("labels were given but this config has no classification head")
         if grid_labels is not None:
@@ -255,13 +260,13 @@ class TRMMultitaskLoss(nn.Module):
                 raise ValueError("cell_labels were given but this config has no cell head (grid_head_type='cells')")
             tokens = outputs.step_cell_logits.shape[2]
             _check_tensor("cell_labels", cell_labels, (batch, tokens, tokens), "one class per token")
-            _check_values("cell_labels", cell_labels, NUM_CELL_CLASSES, "cell classes")
+            check_range("cell_labels", cell_labels, NUM_CELL_CLASSES, "cell classes")
         if text_labels is not None:
             if outputs.step_text_logits is None:
                 raise ValueError("text_labels were given without decoder_input_ids, or this config has no text head")
             length = outputs.step_text_logits.shape[2]
             _check_tensor("text_labels", text_labels, (batch, length), "aligned with decoder_input_ids")
-            _check_values("text_labels", text_labels, config.text_vocab_size, "token ids")
+            check_range("text_labels", text_labels, config.text_vocab_size, "token ids")
 
 
 def _check_tensor(name: str, value, shape: tuple, hint: str = "") -> None:
@@ -273,7 +278,11 @@ def _check_tensor(name: str, value, shape: tuple, hint: str = "") -> None:
         raise ValueError(f"{name} must have shape {shape}{' (' + hint + ')' if hint else ''}, got {tuple(value.shape)}")
 
 
-def _check_values(name: str, value: torch.Tensor, upper: int, what: str) -> None:
+def _skip_value_check(name: str, value: torch.Tensor, upper: int, what: str) -> None:
+    pass
+
+
+def _check_label_values(name: str, value: torch.Tensor, upper: int, what: str) -> None:
     bad = (value != IGNORE_INDEX) & ((value < 0) | (value >= upper))
     if bad.any():
         raise ValueError(

@@ -157,8 +157,10 @@ class TRMModel(TRMPreTrainedModel):
 
     # -------------------------------------------------------------------------------------------- validation
     def _check_inputs(self, pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
-                      augmentation_ids=None) -> None:
-        """Raises `ValueError` naming the first input that does not fit the config."""
+                      augmentation_ids=None, check_values: bool = True) -> None:
+        """Raises `ValueError` naming the first input that does not fit the config. With `check_values=False` only
+        types, shapes and dtypes are checked: the value checks (NaN pixels, ids out of range, views) read tensors on
+        the host, each a GPU sync."""
         config = self.config
         expected = (config.num_channels, config.image_size, config.image_size)
         if not isinstance(pixel_values, torch.Tensor):
@@ -174,7 +176,7 @@ class TRMModel(TRMPreTrainedModel):
             raise ValueError("the batch is empty: pixel_values has 0 rows")
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be a floating-point tensor, got dtype {pixel_values.dtype}")
-        if not torch.isfinite(pixel_values).all():
+        if check_values and not torch.isfinite(pixel_values).all():
             raise ValueError("pixel_values contains NaN or infinite values")
         for name, ids, upper in (
             ("modality_ids", modality_ids, len(MODALITY_NAMES)),
@@ -183,7 +185,7 @@ class TRMModel(TRMPreTrainedModel):
             if ids is None:
                 continue
             _check_id_tensor(name, ids, (batch,))
-            if ((ids < 0) | (ids >= upper)).any():  # one host sync; the message's min / max only on failure
+            if check_values and ((ids < 0) | (ids >= upper)).any():  # one host sync; min / max only on failure
                 raise ValueError(f"{name} must lie in [0, {upper}), got values in [{ids.min()}, {ids.max()}]")
         if decoder_input_ids is not None:
             _check_id_tensor("decoder_input_ids", decoder_input_ids, (batch, decoder_input_ids.shape[-1]))
@@ -192,8 +194,9 @@ class TRMModel(TRMPreTrainedModel):
         elif decoder_attention_mask is not None:
             raise ValueError("decoder_attention_mask was given without decoder_input_ids")
         if augmentation_ids is not None:
-            check_augmentation_ids(augmentation_ids, batch)
-            check_task_views(self.task_embeddings, augmentation_ids)
+            check_augmentation_ids(augmentation_ids, batch, check_values)
+            if check_values:
+                check_task_views(self.task_embeddings, augmentation_ids)
 
     # -------------------------------------------------------------------------------------------- perception
     def fused_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -266,7 +269,9 @@ class TRMModel(TRMPreTrainedModel):
                 logits = self.cell_head(state, tokens_per_side)
                 return (logits + copy.to(logits.dtype) if copy is not None else logits,)
 
-            (step["cell_logits"],) = _on_rows(cells, grid_rows, answer_state, cell_copy_logits)
+            # On every row, the others zeroed: a per-token linear map costs less than the host sync that
+            # `_on_rows` needs to pick the rows.
+            (step["cell_logits"],) = _masked_rows(cells, grid_rows, answer_state, cell_copy_logits)
         if self.classification_head is not None:
             step["class_logits"] = self.classification_head(memory)
         if self.text_decoder is not None and decoder_input_ids is not None:
@@ -288,6 +293,7 @@ class TRMModel(TRMPreTrainedModel):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         augmentation_ids: torch.Tensor | None = None,
+        check_input_values: bool = True,
     ) -> TRMModelOutput:
         r"""
         Args:
@@ -300,9 +306,13 @@ class TRMModel(TRMPreTrainedModel):
             augmentation_ids (`torch.LongTensor` of shape `(batch, 11)`): the augmented view each sample shows (the
                 dihedral transform, then the colour each colour is drawn as; the processor's `augmentations=`).
                 Read only with `config.use_augmentation_tokens`; None = the identity view.
+            check_input_values (`bool`, defaults to `True`): `False` keeps the type and shape checks and skips those
+                that read values (NaN pixels, ids in range, valid views), each a GPU-to-host sync that stalls a
+                training step. Only for batches whose values their builder guarantees, as the ARC recipe's
+                (`ArcPairBank`, validated once when built).
         """
         self._check_inputs(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
-                           augmentation_ids)
+                           augmentation_ids, check_values=check_input_values)
         features, gate = self.perceive(pixel_values)                               # [B, N, D]
         x = self.embed_inputs(features, modality_ids, task_ids, augmentation_ids)  # [B, prefix + N, D]
         rotary = self.rotary_positions(pixel_values, prefix_length=x.shape[1] - features.shape[1])
@@ -330,7 +340,7 @@ class TRMModel(TRMPreTrainedModel):
             newly_halted = ~halted & ((wants_halt & (step_index + 1 >= min_steps)) | last)
             halting_steps = torch.where(newly_halted, step_index + 1, halting_steps)
             halted = halted | newly_halted
-            if halted.all():
+            if last or halted.all():  # after the last step every sample has halted: no need to ask the device
                 break
         return self._assemble_output(steps, halting_steps, gate)
 
@@ -464,6 +474,7 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
         grid_labels: torch.Tensor | None = None,
         text_labels: torch.Tensor | None = None,
         cell_labels: torch.Tensor | None = None,
+        check_input_values: bool = True,
     ) -> TRMMultitaskOutput:
         r"""
         Args:
@@ -477,13 +488,15 @@ class TRMForMultitaskReasoning(TRMPreTrainedModel):
             cell_labels (`torch.LongTensor` of shape `(batch, T, T)`, T = `image_size // patch_size`): the cell head's
                 targets (`grid_head_type="cells"`): each token's class (colour, frame, background), -100 on samples
                 without a grid target; the processor's `"cells"` layout returns them.
+            check_input_values (`bool`, defaults to `True`): as [`TRMModel`]; `False` skips the label value checks
+                too.
         """
         outputs = self.trm(pixel_values, modality_ids, task_ids, decoder_input_ids, decoder_attention_mask,
-                           augmentation_ids)
+                           augmentation_ids, check_input_values=check_input_values)
         losses = {}
         targets = dict(labels=labels, grid_labels=grid_labels, text_labels=text_labels, cell_labels=cell_labels)
         if any(target is not None for target in targets.values()):
-            losses = self.loss_head(outputs, **targets)
+            losses = self.loss_head(outputs, **targets, check_values=check_input_values)
         return TRMMultitaskOutput(**outputs, **losses)
 
     def generate_text(self, *args, **kwargs) -> torch.LongTensor:
@@ -564,6 +577,15 @@ def _check_id_tensor(name: str, ids, shape: tuple) -> None:
         raise ValueError(f"{name} must hold integers, got dtype {ids.dtype}")
     if tuple(ids.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(ids.shape)}")
+
+
+def _masked_rows(head, rows, memory, *inputs):
+    """`head(memory, *inputs)` on the whole batch, its outputs zeroed on the rows not in `rows` (None: all rows). For
+    heads cheap enough that running them on every row costs less than reading `rows` on the host."""
+    outputs = head(memory, *inputs)
+    if rows is None:
+        return outputs
+    return tuple(torch.where(rows.view(-1, *([1] * (output.dim() - 1))), output, 0) for output in outputs)
 
 
 def _on_rows(head, rows, memory, *inputs):

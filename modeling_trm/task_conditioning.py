@@ -88,9 +88,9 @@ class AugmentationTokens(nn.Module):
         return torch.cat([dihedral, colours], dim=1)                                                 # [B, 11, D]
 
 
-def check_augmentation_ids(augmentation_ids, batch: int) -> None:
+def check_augmentation_ids(augmentation_ids, batch: int, check_values: bool = True) -> None:
     """Raises `ValueError` unless `augmentation_ids` is `[batch, 11]` integers: a dihedral index in 0..7, then a
-    permutation of the colours 0..9."""
+    permutation of the colours 0..9 (the values only with `check_values`: reading them is a GPU sync)."""
     if not isinstance(augmentation_ids, torch.Tensor):
         raise ValueError(f"augmentation_ids must be a torch.Tensor, got {type(augmentation_ids).__name__}")
     if augmentation_ids.is_floating_point() or augmentation_ids.is_complex() or augmentation_ids.dtype == torch.bool:
@@ -98,6 +98,8 @@ def check_augmentation_ids(augmentation_ids, batch: int) -> None:
     expected = (batch, AugmentationTokens.num_tokens)
     if tuple(augmentation_ids.shape) != expected:
         raise ValueError(f"augmentation_ids must have shape {expected}, got {tuple(augmentation_ids.shape)}")
+    if not check_values:
+        return
     dihedral = augmentation_ids[:, 0]
     if ((dihedral < 0) | (dihedral >= NUM_DIHEDRAL_TRANSFORMS)).any():
         raise ValueError(f"augmentation_ids[:, 0] (the dihedral transform) must lie in 0..7, got "

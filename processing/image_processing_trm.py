@@ -51,6 +51,7 @@ class TRMImageProcessor(BaseImageProcessor):
         cell_px: int = 2,
         **kwargs,
     ):
+        kwargs.pop("auto_map", None)  # where a saved folder keeps its code (hub_export), not a setting
         super().__init__(**kwargs)
         if text_overflow not in ("truncate", "continue"):
             raise ValueError(f"text_overflow must be 'truncate' or 'continue', got {text_overflow!r}")
@@ -72,6 +73,7 @@ class TRMImageProcessor(BaseImageProcessor):
         # uint8 canvas -> normalised float via one 256-entry table per channel.
         self._lut = ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - mean) / std).astype(np.float32)  # [256, 3]
         self._mean, self._std = mean[:, None, None], std[:, None, None]
+        self._cell_palettes: dict[torch.device, torch.Tensor] = {}  # render_cell_labels' palette, per device
 
     def to_dict(self):
         # The cached font and tables (underscore attributes) are neither copied nor saved.
@@ -106,21 +108,28 @@ class TRMImageProcessor(BaseImageProcessor):
             scale = self.cell_px
         return render_grid(grid, self.canvas_size, scale=scale, offset=offset)
 
-    def render_cell_labels(self, cell_labels: torch.Tensor) -> torch.Tensor:
+    def render_cell_labels(self, cell_labels: torch.Tensor, check_values: bool = True) -> torch.Tensor:
         """Normalised `pixel_values` [B, 3, T * cell_px, ...] of cell-label maps [B, T, T] (colours, `BORDER_CLASS`,
         `BACKGROUND_CLASS`): the same pixels as `normalize_canvas(render_grid(...))`, built with tensor ops on the
-        maps' device, so training batches can be drawn on the GPU."""
+        maps' device, so training batches can be drawn on the GPU. `check_values=False` skips the range check, a GPU
+        sync, for maps whose builder guarantees it (`arc_batches.cell_maps`)."""
         if cell_labels.dim() != 3 or cell_labels.shape[1] != cell_labels.shape[2] \
                 or not 0 < cell_labels.shape[1] <= self.tokens_per_side:
             raise ValueError(
                 f"cell_labels must have shape (batch, T, T) with T <= {self.tokens_per_side} (a cropped cell canvas "
                 f"is smaller), got {tuple(cell_labels.shape)}"
             )
-        if cell_labels.numel() and ((cell_labels < 0) | (cell_labels >= NUM_CELL_CLASSES)).any():
+        if check_values and cell_labels.numel() and ((cell_labels < 0) | (cell_labels >= NUM_CELL_CLASSES)).any():
             raise ValueError(f"cell_labels must lie in [0, {NUM_CELL_CLASSES}) to be drawn")
-        palette = torch.from_numpy(self.normalize_canvas(EXTENDED_PALETTE[None]))[:, 0].T  # [12, 3], normalised
-        pixels = palette.to(cell_labels.device)[cell_labels.long()].permute(0, 3, 1, 2)  # [B, 3, T, T]
+        pixels = self._cell_palette(cell_labels.device)[cell_labels.long()].permute(0, 3, 1, 2)  # [B, 3, T, T]
         return pixels.repeat_interleave(self.cell_px, dim=2).repeat_interleave(self.cell_px, dim=3)
+
+    def _cell_palette(self, device: torch.device) -> torch.Tensor:
+        """`[12, 3]` normalised colours of the cell classes on `device`, copied there once (each copy is a sync)."""
+        if device not in self._cell_palettes:
+            palette = torch.from_numpy(self.normalize_canvas(EXTENDED_PALETTE[None]))[:, 0].T
+            self._cell_palettes[device] = palette.to(device)
+        return self._cell_palettes[device]
 
     def render_text(self, text: str) -> dict:
         """First canvas of `text` with flags `truncated`, `continues`, `empty`, and `undrawable`: the "U+XXXX" of

@@ -155,7 +155,9 @@ class TRMProcessor(ProcessorMixin):
         """Saves the processor plus the flat code files and `auto_map` that `trust_remote_code` loads."""
         result = super().save_pretrained(save_directory, *args, **kwargs)
         write_code_files(save_directory)
-        add_auto_map(Path(save_directory) / "processor_config.json", PROCESSOR_AUTO_MAP)
+        image_processor_map = {"AutoImageProcessor": PROCESSOR_AUTO_MAP["AutoImageProcessor"]}
+        add_auto_map(Path(save_directory) / "processor_config.json", PROCESSOR_AUTO_MAP,
+                     nested={"image_processor": image_processor_map})
         return result
 
     @classmethod

@@ -22,7 +22,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
-from vision_trm.configuration import LABEL_NAMES, MODEL_INPUT_NAMES
+from vision_trm.configuration import FORWARD_OPTIONS, IGNORE_INDEX, LABEL_NAMES, MODEL_INPUT_NAMES
 from vision_trm.modeling_trm import (
     TRMForImageClassification,
     TRMForMultitaskReasoning,
@@ -55,8 +55,9 @@ def forward_parameters(model_class) -> list[str]:
 
 
 def test_forward_takes_exactly_the_model_inputs_and_labels():
-    assert forward_parameters(TRMModel) == list(MODEL_INPUT_NAMES)
-    assert forward_parameters(TRMForMultitaskReasoning) == list(MODEL_INPUT_NAMES + LABEL_NAMES)
+    """... and the call options of `FORWARD_OPTIONS`, which say how to run, not what to read."""
+    assert forward_parameters(TRMModel) == list(MODEL_INPUT_NAMES + FORWARD_OPTIONS)
+    assert forward_parameters(TRMForMultitaskReasoning) == list(MODEL_INPUT_NAMES + LABEL_NAMES + FORWARD_OPTIONS)
 
 
 @pytest.mark.parametrize("model_class", [TRMModel, TRMForMultitaskReasoning, TRMForImageClassification])
@@ -283,3 +284,41 @@ def test_demo_checkpoint_holds_no_code():
     assert folder.is_dir()
     code = sorted(path.name for path in folder.rglob("*.py"))
     assert not code, f"spaces_app/demo_checkpoint/ holds code files: {code}"
+
+
+def test_skipping_the_value_checks_keeps_the_shape_checks_and_the_outputs(small_model_config, model_batch):
+    """`check_input_values=False` (the ARC recipe's own batches, where each value check is a GPU sync) skips what
+    reads values and nothing else: a NaN canvas passes, a wrong shape does not, and valid inputs give the same
+    outputs and loss."""
+    config = small_model_config()
+    model = TRMForMultitaskReasoning(config).eval()
+    inputs, labels = model_batch(config)
+    with torch.no_grad():
+        checked = model(**inputs, **labels)
+        unchecked = model(**inputs, **labels, check_input_values=False)
+    assert torch.equal(checked.loss, unchecked.loss) and torch.equal(checked.class_logits, unchecked.class_logits)
+    nan_canvas = dict(inputs, pixel_values=inputs["pixel_values"].clone().index_fill_(0, torch.tensor([1]), float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        model(**nan_canvas)
+    with torch.no_grad():
+        model(**nan_canvas, check_input_values=False)
+    wrong_shape = dict(inputs, pixel_values=inputs["pixel_values"][:, :, :16])
+    with pytest.raises(ValueError, match="pixel_values must have shape"):
+        model(**wrong_shape, check_input_values=False)
+    bad_labels = dict(labels, labels=torch.tensor([IGNORE_INDEX, config.num_labels, IGNORE_INDEX]))
+    with pytest.raises(ValueError, match="labels hold"):
+        model(**inputs, **bad_labels)
+
+
+def test_the_cell_head_zeroes_the_rows_without_a_grid(small_model_config, model_batch):
+    """The cell head runs on every row (cheaper than asking the device which rows are grids) and zeroes the others;
+    a grid row's logits are what it gets alone."""
+    config = small_model_config(grid_head_type="cells", image_size=16, patch_size=2, max_grid_size=6,
+                                deep_supervision_steps=1)
+    model = TRMModel(config).eval()
+    inputs, _ = model_batch(config)
+    with torch.no_grad():
+        mixed = model(**inputs).cell_logits
+        alone = model(**{name: value[:1] for name, value in inputs.items()}).cell_logits
+    assert (mixed[1:] == 0).all() and mixed[0].abs().sum() > 0
+    torch.testing.assert_close(mixed[:1], alone)

@@ -1,8 +1,11 @@
-"""The training loop's own pieces: the schedule fitted to a time budget, the NaN guard's gradient check, the logged terms."""
+"""The training loop's own pieces: the schedule fitted to a time budget, the NaN guard, the logged terms, and the
+ARC recipe step's reads of device values (GPU syncs)."""
+
+from pathlib import Path
 
 import pytest
 import torch
-from transformers import TrainerControl, TrainerState, TrainingArguments, get_scheduler
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments, get_scheduler
 
 from vision_trm.train_scripts.training import FitScheduleToTimeCallback
 
@@ -65,7 +68,7 @@ def test_a_schedule_it_cannot_refit_and_a_missing_budget_are_named():
         run_steps(0.1, budget_s=60, fraction=1.0, scheduler_type="constant")
 
 
-# ------------------------------------------------------------------ the NaN guard's single-sync gradient check
+# ------------------------------------------------------------------ the NaN guard
 class TwoLayers(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -75,22 +78,64 @@ class TwoLayers(torch.nn.Module):
         return {"loss": ((self.second(self.first(x)).squeeze(-1) - y) ** 2).mean()}
 
 
-def test_a_non_finite_gradient_is_named_before_the_optimizer_step(tmp_path):
-    from transformers import Trainer  # noqa: F401  (TRMTrainer is a Trainer)
-
+def guarded_run(tmp_path, optim, nan_at_step, save_steps=100, max_steps=3):
+    """Trains TwoLayers with a NaN gradient in `second.weight` at optimizer step `nan_at_step` (the loss stays
+    finite); returns (the error, the weights before, the model, the trainer)."""
     from vision_trm.train_scripts.training import NonFiniteLossError, TRMTrainer
 
+    torch.manual_seed(0)
     model = TwoLayers()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    model.second.weight.register_hook(lambda grad: grad * float("nan"))  # the loss stays finite, one grad does not
-    rows = [{"x": torch.randn(2), "y": torch.randn(())} for _ in range(8)]
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, report_to="none",
-                             use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
+    steps_seen = [0]
+
+    def poison(grad):
+        steps_seen[0] += 1
+        return grad * float("nan") if steps_seen[0] == nan_at_step else grad
+
+    model.second.weight.register_hook(poison)
+    rows = [{"x": torch.randn(2), "y": torch.randn(())} for _ in range(4 * max_steps)]
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=max_steps, per_device_train_batch_size=4,
+                             report_to="none", use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
+                             optim=optim, save_steps=save_steps, learning_rate=0.1)
     trainer = TRMTrainer(model=model, args=args, train_dataset=rows)
-    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient in \['second.weight'\].*optimizer step 1"):
+    weights = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+    trainer.add_callback(Snapshot())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(NonFiniteLossError) as error:
         trainer.train()
-    for name, parameter in model.named_parameters():
-        assert torch.equal(parameter.detach(), before[name])  # no optimizer step was taken
+    return str(error.value), [before] + weights, trainer
+
+
+def test_a_fused_optimizer_skips_the_non_finite_update_on_the_device_and_the_guard_names_it(tmp_path):
+    """The default optimizer (`adamw_torch_fused`) takes the step's verdict as `found_inf` and leaves every tensor as
+    it was; the host learns of it at the next micro-batch and names the step and the gradient."""
+    message, weights, trainer = guarded_run(tmp_path, "adamw_torch_fused", nan_at_step=2)
+    assert trainer._skips_non_finite_steps_on_device()
+    assert "non-finite gradient in ['second.weight']" in message and "optimizer step 2" in message
+    assert "skipped that update on the device" in message and "no NaN weights" in message
+    assert not torch.equal(weights[1]["second.weight"], weights[0]["second.weight"])  # step 1 updated
+    for name in weights[1]:
+        assert torch.equal(weights[2][name], weights[1][name])  # step 2 was skipped, every tensor as it was
+    state = trainer.optimizer.optimizer.state[trainer.model.second.weight]
+    assert float(state["step"]) == 1.0  # the skipped step is not counted either
+
+
+def test_a_checkpoint_is_never_written_after_a_step_the_guard_has_not_cleared(tmp_path):
+    message, _, _ = guarded_run(tmp_path, "adamw_torch_fused", nan_at_step=2, save_steps=1)
+    assert "optimizer step 2" in message
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-1"]
+
+
+def test_an_optimizer_without_found_inf_is_checked_before_its_step(tmp_path):
+    message, weights, trainer = guarded_run(tmp_path, "adamw_torch", nan_at_step=1)
+    assert not trainer._skips_non_finite_steps_on_device()
+    assert "non-finite gradient in ['second.weight']" in message and "optimizer step 1" in message
+    assert "before the optimizer step" in message
+    assert len(weights) == 1  # it stopped inside step 1, before its update
 
 
 def test_logged_terms_average_their_finite_values_over_the_window(tmp_path):
@@ -150,13 +195,19 @@ def test_cropped_canvases_stop_recompiling_after_the_second_size():
 
 
 # ------------------------------------------------------------------ host reads per step (GPU syncs)
-def test_an_arc_recipe_step_reads_the_device_a_bounded_number_of_times(tmp_path, monkeypatch):
-    """Every read of a tensor's value on the host (`bool()`, `.item()`, `int()`, `.tolist()`) is a GPU sync. A
-    per-parameter gradient check once made ~144 of them a step and left an H200 idle half the time; the recipe's
-    step of `arc-tiny` now makes 14 (input checks, the halting check at each of its 2 supervision steps, the NaN
-    guard's two); the bound leaves room for 2 more. Counted on the CPU, which reads the same values."""
-    import json
+SYNCING_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique", "_unique2", "unique_dim",
+               "unique_consecutive", "bincount", "equal", "is_nonzero", "allclose", "repeat_interleave"}
 
+
+def synchronising_ops_of_recipe_steps(tmp_path, monkeypatch, overrides: dict) -> dict:
+    """Every aten op that reads device values on the host (`.item()`, `bool()`, `nonzero`, a boolean-mask index...)
+    during steady steps 3-6 of the ARC recipe on the CPU, keyed by (op, the innermost repository function): on a GPU
+    each one waits for all queued work, and the host cannot run ahead of the GPU past it."""
+    import json
+    import traceback
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
     from transformers import TrainerCallback
 
     from vision_trm.train_scripts import run_multimodal
@@ -166,15 +217,24 @@ def test_an_arc_recipe_step_reads_the_device_a_bounded_number_of_times(tmp_path,
     evaluation = [{"id": "eval0", "train": [{"input": [[4, 5]], "output": [[5, 4]]}],
                    "test": [{"input": [[6, 7]], "output": [[7, 6]]}]}]
     monkeypatch.setattr(run_multimodal, "load_arc_tasks", lambda version: (training, evaluation))
-    reads, counting = [0], [False]
-    for name in ("__bool__", "item", "__int__", "__float__", "tolist", "__index__"):
-        original = getattr(torch.Tensor, name)
+    found, counting = Counter(), [False]
+    root = Path(run_multimodal.__file__).resolve().parents[1]
+    package = tuple(str(root / folder) for folder in ("configuration", "processing", "modeling_trm", "train_scripts"))
 
-        def counted(self, *args, _original=original, **kwargs):
-            reads[0] += counting[0]
-            return _original(self, *args, **kwargs)
+    def syncs(func, args):
+        name = func._overloadpacket.__name__
+        if name in ("index", "index_put", "index_put_", "_index_put_impl_"):
+            return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or []))
+        if name == "repeat_interleave":  # a tensor of repeats, not an int, needs its sum on the host
+            return isinstance(args[1] if len(args) > 1 else None, torch.Tensor)
+        return name in SYNCING_OPS
 
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if counting[0] and syncs(func, args):
+                ours = [f.name for f in traceback.extract_stack() if f.filename.startswith(package)]
+                found[(func._overloadpacket.__name__, ours[-1] if ours else "?")] += 1
+            return func(*args, **(kwargs or {}))
 
     class CountSteps(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -188,9 +248,27 @@ def test_an_arc_recipe_step_reads_the_device_a_bounded_number_of_times(tmp_path,
             super().__init__(*args, callbacks=list(callbacks or []) + [CountSteps()], **kwargs)
 
     monkeypatch.setattr(run_multimodal, "TRMTrainer", CountingTrainer)
-    run_multimodal.main(["--recipe", "arc", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "2",
-                         "--max_steps", "6", "--save_steps", "100", "--logging_steps", "100", "--max_train_minutes",
-                         "0", "--use_cpu", "True", "--skip_final_eval", "True",
-                         "--config_overrides", json.dumps({"hidden_size": 16, "num_attention_heads": 2})])
-    per_step = reads[0] / 4
-    assert 0 < per_step <= 16, f"{per_step} host reads of tensor values per training step"
+    with Watch():
+        run_multimodal.main(["--recipe", "arc", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size",
+                             "2", "--max_steps", "6", "--save_steps", "100", "--logging_steps", "100",
+                             "--max_train_minutes", "0", "--use_cpu", "True", "--skip_final_eval", "True",
+                             "--config_overrides", json.dumps({"hidden_size": 16, "num_attention_heads": 2,
+                                                               **overrides})])
+    return {key: count / 4 for key, count in found.items()}
+
+
+def test_an_arc_recipe_step_never_waits_for_the_device(tmp_path, monkeypatch):
+    """With recursion off (the ARC headline's arm) a steady step makes no read of device values at all, except the
+    NaN guard's verdict of the micro-batch before, which on a GPU is a pinned host copy read after its own event
+    (2 reads here, where the CPU holds it). Once ~144 reads a step, then ~14, left an H200 idle half of each step."""
+    found = synchronising_ops_of_recipe_steps(tmp_path, monkeypatch, {"H_cycles": 1, "L_cycles": 1,
+                                                                      "deep_supervision_steps": 1})
+    assert found == {("_local_scalar_dense", "check_deferred_non_finite"): 2.0}, found
+
+
+def test_with_deep_supervision_only_the_halting_exit_reads_the_device(tmp_path, monkeypatch):
+    """Two supervision steps: one more read, whether every sample has halted after the first (it saves the second
+    step's compute at inference; after the last step it is not asked)."""
+    found = synchronising_ops_of_recipe_steps(tmp_path, monkeypatch, {})
+    assert found == {("_local_scalar_dense", "check_deferred_non_finite"): 2.0,
+                     ("_local_scalar_dense", "forward"): 1.0}, found

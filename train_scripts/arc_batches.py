@@ -58,6 +58,9 @@ class ArcPairBank:
         self.max_grid_size = max_grid_size
         self.inputs, self.input_sizes = _pad([pair["input"] for pair in pairs], max_grid_size)
         self.outputs, self.output_sizes = _pad([pair["output"] for pair in pairs], max_grid_size)
+        # The colours (in `_pad`) and sizes are checked here, once, on the host, so that drawing a batch on the GPU
+        # need not read values back (each read is a sync).
+        self.largest_side = int(torch.cat([self.input_sizes, self.output_sizes]).max())
         missing = sorted({pair["task_name"] for pair in pairs} - set(task_vocabulary))
         if missing:
             raise ValueError(f"{len(missing)} ARC tasks have no task id, e.g. {missing[:3]}")
@@ -130,13 +133,18 @@ class ArcPairBank:
         inputs, input_sizes = transform_grids(inputs, input_sizes, dihedral, permutation)
         outputs, output_sizes = transform_grids(outputs, output_sizes, dihedral, permutation)
         side = image_processor.tokens_per_side
-        if self.canvas_cells is not None:
+        if self.largest_side + 2 > side:  # on the host: every pair's grids with their frame fit the canvas
+            raise ValueError(f"a grid of side {self.largest_side} with its frame does not fit {side} cells")
+        if self.canvas_cells is not None:  # each pair's canvas holds its own grids with their frame
             slack = int(torch.randint(0, canvas_slack + 1, (1,), generator=generator, device=indices.device)) \
                 if "translation" in parts and canvas_slack else 0
             side = min(side, int(self.canvas_cells[indices].max()) + slack)
-        corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, "translation" in parts)
+        corner = random_corners(torch.maximum(input_sizes, output_sizes), side, generator, "translation" in parts,
+                                check_fits=False)
+        # The pairs' colours were checked when the bank was built, so the maps need no check on the device.
         return {
-            "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side)),
+            "pixel_values": image_processor.render_cell_labels(cell_maps(inputs, input_sizes, corner, side),
+                                                               check_values=False),
             "modality_ids": torch.full((batch,), MODALITY_GRID, dtype=torch.long, device=indices.device),
             "task_ids": task_ids,
             "augmentation_ids": torch.cat([dihedral[:, None], permutation], dim=1),
@@ -201,6 +209,8 @@ def _pad(grids: list, side: int) -> tuple[torch.Tensor, torch.Tensor]:
         grid = torch.as_tensor(grid, dtype=torch.long)
         if grid.dim() != 2 or grid.shape[0] > side or grid.shape[1] > side:
             raise ValueError(f"ARC pair {index}: grid of shape {tuple(grid.shape)} does not fit {side} x {side}")
+        if grid.numel() and (int(grid.min()) < 0 or int(grid.max()) >= NUM_COLORS):
+            raise ValueError(f"ARC pair {index}: grid holds colours outside 0..{NUM_COLORS - 1}")
         padded[index, : grid.shape[0], : grid.shape[1]] = grid
         sizes[index] = torch.tensor(grid.shape)
     return padded, sizes
@@ -240,10 +250,12 @@ def _to_top_left(grids: torch.Tensor) -> torch.Tensor:
     return grids[batch, rows[:, :, None], cols[:, None, :]]
 
 
-def random_corners(sizes: torch.Tensor, side: int, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
-    """`[B, 2]` whole-cell (top, left) frame corners at which grids of `sizes` (plus their frame) fit `side`."""
+def random_corners(sizes: torch.Tensor, side: int, generator: torch.Generator, augment: bool = True,
+                   check_fits: bool = True) -> torch.Tensor:
+    """`[B, 2]` whole-cell (top, left) frame corners at which grids of `sizes` (plus their frame) fit `side`.
+    `check_fits=False` skips the check (a GPU sync) for a caller that has made sure on the host."""
     room = side - sizes - 2
-    if (room < 0).any():
+    if check_fits and (room < 0).any():
         raise ValueError(f"a grid of size {sizes[(room < 0).any(1)][0].tolist()} with its frame does not fit {side} cells")
     if not augment:
         return torch.zeros_like(sizes)

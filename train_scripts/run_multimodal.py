@@ -546,6 +546,9 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
                                                    recipe_args.schedule_fraction_at_time_cap))
     if recipe_args.ema_decay:
         callbacks.append(WeightEMACallback(recipe_args.ema_decay, resume_from=training_args.resume_from_checkpoint))
+    # The batches are pair indices in pinned memory: copied without blocking, the host need not wait each step
+    # for the GPU to finish the step before (a blocking copy syncs the stream).
+    training_args.accelerator_config.non_blocking = True
     trainer = TRMTrainer(model=model, args=training_args, train_dataset=ArcPairIndices(len(bank)),
                          data_collator=collate_pair_indices, processing_class=processor, callbacks=callbacks,
                          arc_bank=bank, arc_copy_fraction=recipe_args.arc_copy_fraction,

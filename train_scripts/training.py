@@ -46,7 +46,11 @@ class TRMTrainer(Trainer):
     """`Trainer` with the additions the multi-task, deep-supervision model needs.
 
     * A NaN guard: a non-finite loss or gradient raises `NonFiniteLossError` naming the optimizer step and the
-      micro-batch, before the optimizer step, so no NaN weight is ever written (checkpoints stay clean).
+      micro-batch, and no NaN weight is ever written (checkpoints stay clean). With a fused optimizer (the
+      default `adamw_torch_fused`) the guard never waits for the GPU: the step's finiteness stays on the device,
+      the optimizer skips a non-finite update there (its `found_inf`, as `GradScaler` uses it), and the host reads
+      the flag one micro-batch later, before any checkpoint and at the end of training. Reading it at once synced
+      the GPU twice a step, which left it waiting on the host. Other optimizers are checked at once.
     * Logging of the model's extra outputs, averaged over each logging window: every loss term, the fusion gate mean,
       the mean halting step, the planner weights' entropy and the concept-vocabulary usage.
     * The ARC recipe: with `arc_bank` (an `ArcPairBank` on the training device) a micro-batch of `arc_pair_index`
@@ -71,6 +75,11 @@ class TRMTrainer(Trainer):
         self._extra_counts: dict[str, int] = {}
         self._micro_batch = 0
         self._micro_batch_in_step = (-1, 0)  # (optimizer step, micro-batches seen in it)
+        # The NaN guard's device-side state: the current optimizer step's loss flag, and the last micro-batch's
+        # verdict waiting to be read (see `_defer_finite_check`).
+        self._loss_finite, self._loss_finite_step = None, None
+        self._pending_check = None
+        self._pending_flags = None  # pinned host buffer the verdict is copied into
 
     # ------------------------------------------------------------------------------------------- optimizer
     def create_optimizer(self, model=None):
@@ -110,12 +119,20 @@ class TRMTrainer(Trainer):
             if self.arc_bank is None:
                 raise ValueError("a batch of arc_pair_index needs TRMTrainer(arc_bank=...)")
             inputs = self._arc_inputs(inputs.pop("arc_pair_index"))
+            # The bank's pairs were checked when it was built: re-checking each batch's values would sync the GPU.
+            inputs["check_input_values"] = False
         outputs = model(**inputs)
         loss = outputs["loss"]
         if model.training:
             self._micro_batch += 1
-            if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLossError(self._where(f"non-finite loss ({loss.item()})", sources))
+            finite = torch.isfinite(loss.detach()).all()
+            if not self._skips_non_finite_steps_on_device():
+                if not finite:
+                    raise NonFiniteLossError(self._where(f"non-finite loss ({loss.item()})", sources))
+            elif self._loss_finite_step == self.state.global_step:
+                self._loss_finite = self._loss_finite & finite
+            else:
+                self._loss_finite, self._loss_finite_step = finite, self.state.global_step
             self._record(outputs)
         return (loss, outputs) if return_outputs else loss
 
@@ -153,25 +170,90 @@ class TRMTrainer(Trainer):
         sources = inputs.get("row_sources")
         loss = super().training_step(model, inputs, num_items_in_batch)
         named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-        # One fused norm per gradient and a single host sync: a norm is finite exactly when its tensor is. (A check
-        # per parameter synced ~115 times a step, which left the GPU idle half of each ARC-recipe step.)
-        norms = torch._foreach_norm([grad for _, grad in named]) if named else []
-        if norms and not bool(torch.isfinite(torch.stack(norms)).all()):
-            bad = [name for (name, _), norm in zip(named, norms) if not torch.isfinite(norm)]
-            raise NonFiniteLossError(self._where(f"non-finite gradient in {bad[:3]}", sources))
+        # One fused norm per gradient: a norm is finite exactly when its tensor is. (A check per parameter synced
+        # ~115 times a step, which left the GPU idle half of each ARC-recipe step.)
+        norms = torch.stack(torch._foreach_norm([grad for _, grad in named])) if named else None
+        if not self._skips_non_finite_steps_on_device():
+            if norms is not None and not bool(torch.isfinite(norms).all()):
+                bad = [name for (name, _), norm in zip(named, norms) if not torch.isfinite(norm)]
+                raise NonFiniteLossError(self._where(f"non-finite gradient in {bad[:3]}", sources))
+            return loss
+        # This micro-batch's backward is queued behind the last one's verdict, so reading that verdict now does
+        # not wait for the GPU; raising here still comes before this step's optimizer update.
+        self.check_deferred_non_finite()
+        grads_finite = torch.isfinite(norms).all() if norms is not None else torch.ones((), dtype=torch.bool)
+        finite = self._loss_finite & grads_finite.to(self._loss_finite.device)
+        self._inner_optimizer().found_inf = (~finite).float()  # 1: the fused step leaves every tensor as it is
+        self._defer_finite_check(self._loss_finite, grads_finite, norms, [name for name, _ in named], sources)
         return loss
 
-    def _where(self, what: str, sources) -> str:
-        step = self.state.global_step + 1
-        epoch = self.state.epoch or 0.0
-        batch = f"micro-batch {self._micro_batch} (epoch {epoch:.2f})"
+    # ------------------------------------------------------------------------------------ the NaN guard
+    def _inner_optimizer(self):
+        return getattr(self.optimizer, "optimizer", self.optimizer)  # under accelerate's AcceleratedOptimizer
+
+    def _skips_non_finite_steps_on_device(self) -> bool:
+        """Whether the optimizer can skip an update on the device: fused Adam / AdamW take `found_inf` (not with a
+        loss scaler, which sets it itself)."""
+        return (self.optimizer is not None and self.accelerator.scaler is None
+                and getattr(self._inner_optimizer(), "_step_supports_amp_scaling", False))
+
+    def _defer_finite_check(self, loss_finite, grads_finite, norms, names, sources) -> None:
+        flags = torch.stack([loss_finite, grads_finite.to(loss_finite.device)])
+        if flags.is_cuda:
+            if self._pending_flags is None:
+                self._pending_flags = torch.empty(2, dtype=torch.bool, pin_memory=True)
+            self._pending_flags.copy_(flags, non_blocking=True)  # read only after this call's event
+            ready = torch.cuda.Event()
+            ready.record()
+            flags = self._pending_flags
+        else:
+            ready = None
+        self._pending_check = (flags, ready, norms, names, sources, self._where_now())
+
+    def check_deferred_non_finite(self) -> None:
+        """Raises `NonFiniteLossError` if the last micro-batch checked on the device had a non-finite loss or
+        gradient (its optimizer update was skipped there). Called by the next micro-batch, before every checkpoint
+        and at the end of `train`."""
+        if self._pending_check is None:
+            return
+        flags, ready, norms, names, sources, where = self._pending_check
+        self._pending_check = None
+        if ready is not None:
+            ready.synchronize()  # waits for that copy only, not for the work queued since
+        loss_finite, grads_finite = bool(flags[0]), bool(flags[1])
+        if loss_finite and grads_finite:
+            return
+        if not loss_finite:
+            what = "non-finite loss"
+        else:
+            bad = [name for name, norm in zip(names, norms.cpu()) if not torch.isfinite(norm)]
+            what = f"non-finite gradient in {bad[:3]}"
+        raise NonFiniteLossError(self._where(what, sources, where, skipped_on_device=True))
+
+    def train(self, *args, **kwargs):
+        self._pending_check = None
+        result = super().train(*args, **kwargs)
+        self.check_deferred_non_finite()
+        return result
+
+    def _save_checkpoint(self, model, trial):
+        self.check_deferred_non_finite()  # never write a checkpoint after a step the guard has not cleared
+        return super()._save_checkpoint(model, trial)
+
+    def _where_now(self) -> tuple[int, int, float]:
+        return self.state.global_step + 1, self._micro_batch, self.state.epoch or 0.0
+
+    def _where(self, what: str, sources, where: tuple | None = None, skipped_on_device: bool = False) -> str:
+        step, micro_batch, epoch = where or self._where_now()
+        batch = f"micro-batch {micro_batch} (epoch {epoch:.2f})"
         named = ""
         if sources:
             kinds = sorted({s.split(":")[0] for s in sources})
             named = f"; the batch held {len(sources)} rows from {kinds}, first {sources[:4]}"
-        return (f"NaN guard: {what} at optimizer step {step}, {batch}{named}. Training stopped before the optimizer "
-                "step, so no NaN weights were written; the last good checkpoint is intact (lower the learning rate "
-                "or inspect that batch).")
+        stopped = ("The optimizer skipped that update on the device and training stopped" if skipped_on_device
+                   else "Training stopped before the optimizer step")
+        return (f"NaN guard: {what} at optimizer step {step}, {batch}{named}. {stopped}, so no NaN weights were "
+                "written; the last good checkpoint is intact (lower the learning rate or inspect that batch).")
 
     # --------------------------------------------------------------------------------------------- logging
     def _add(self, name: str, value) -> None:
