@@ -112,7 +112,9 @@ def _decode_chunk(cell_logits, starts, sizes, pad_to: int, wanted: torch.Tensor)
     of_size = (sizes[None, :, None] == wanted[:, None, None, 0]) & (sizes[None, None, :] == wanted[:, None, None, 1])
     constrained = (wanted > 0).all(1) & of_size.flatten(1).any(1)
     scores = scores.masked_fill(constrained[:, None, None] & ~of_size, float("-inf"))
-    row_pair, col_pair = torch.unravel_index(scores.flatten(1).argmax(1), scores.shape[1:])
+    # Not torch.unravel_index: it copies the shape to the device from a Python list, a GPU sync per call.
+    best_box = scores.flatten(1).argmax(1)
+    row_pair, col_pair = best_box // scores.shape[2], best_box % scores.shape[2]
     top, height, left, width = starts[row_pair], sizes[row_pair], starts[col_pair], sizes[col_pair]
     return _read_box(colours, top, left, height, width, pad_to), torch.stack([top, left, height, width], dim=1)
 
