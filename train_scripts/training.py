@@ -236,9 +236,9 @@ class TRMTrainer(Trainer):
         self.check_deferred_non_finite()
         return result
 
-    def _save_checkpoint(self, model, trial):
+    def _save_checkpoint(self, *args, **kwargs):
         self.check_deferred_non_finite()  # never write a checkpoint after a step the guard has not cleared
-        return super()._save_checkpoint(model, trial)
+        return super()._save_checkpoint(*args, **kwargs)
 
     def _where_now(self) -> tuple[int, int, float]:
         return self.state.global_step + 1, self._micro_batch, self.state.epoch or 0.0
