@@ -231,7 +231,7 @@ class TRMTrainer(Trainer):
         raise NonFiniteLossError(self._where(what, sources, where, skipped_on_device=True))
 
     def train(self, *args, **kwargs):
-        self._pending_check = None
+        self._pending_check, self._loss_finite_step = None, None
         result = super().train(*args, **kwargs)
         self.check_deferred_non_finite()
         return result
