@@ -138,6 +138,23 @@ def test_bank_refuses_pairs_without_a_task_id():
         ArcPairBank(random_pairs(2), {"t0": 1}, 30)
 
 
+@pytest.mark.parametrize("colour", [10, -1])
+def test_bank_checks_colours_once_when_built(colour):
+    """Batches are drawn without reading values back from the GPU, so a colour outside 0..9 (which -1, the
+    padding, would hide) is refused when the bank is built, naming the pair."""
+    pairs = random_pairs(3)
+    pairs[2]["output"][0][0] = colour
+    with pytest.raises(ValueError, match=r"ARC pair 2: grid holds colours outside 0\.\.9"):
+        ArcPairBank(pairs, VOCABULARY, 30)
+
+
+def test_bank_refuses_a_canvas_too_small_for_its_largest_grid(arc_config):
+    processor = TRMProcessor.from_config(arc_config)
+    bank = ArcPairBank(random_pairs(2) + [{"input": [[1] * 31], "output": [[1]], "task_name": "t0"}], VOCABULARY, 31)
+    with pytest.raises(ValueError, match="a grid of side 31 with its frame does not fit 32 cells"):
+        bank.batch(torch.arange(3), processor.image_processor, torch.Generator().manual_seed(0))
+
+
 def test_augmentation_tokens_change_the_prediction(arc_config):
     """With `use_augmentation_tokens` the model reads `augmentation_ids`; the base preset's model does not."""
     processor = TRMProcessor.from_config(arc_config)
