@@ -27,6 +27,9 @@
 #   # TAG=x names this run's files in $OUT x-log.txt, x-run.tar.gz (and its folder /tmp/arc-run-x), so that two runs
 #   # can share a call (benchmarks/h200_arc_paired.sh); WEIGHTS=0 leaves the weight shards on the machine.
 #
+# The record of a segment is written from what came back, not copied by hand:
+#   python benchmarks/arc_run_record.py <the folder the files came back in> --segment N --device_command "..."
+#
 # Optimizer state does not come back (it is twice the weights), so a continued run starts a new warm-up and
 # cosine schedule from the returned (EMA) weights; say so next to its figures.
 set -euo pipefail

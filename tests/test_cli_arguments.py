@@ -54,6 +54,36 @@ def test_evaluate_arc_evaluates_exactly_max_tasks(grid_model, tmp_path, monkeypa
     assert len(json.loads((tmp_path / "attempts.json").read_text())["tasks"]) == evaluated
 
 
+@pytest.mark.parametrize("flag", ["--ttt_learning_rate", "--ttt_lora_learning_rate"])
+def test_evaluate_arc_refuses_learning_rates_not_above_zero(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_arc.main(["--model_name_or_path", "unused", flag, "0"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must be a finite number > 0, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, lora_learning_rate", [([], 1e-3), (["--ttt_lora_learning_rate", "3e-4"], 3e-4)])
+def test_evaluate_arc_passes_the_ttt_learning_rates_to_each_task(grid_model, tmp_path, monkeypatch, flags,
+                                                                  lora_learning_rate):
+    monkeypatch.setattr(evaluate_arc, "load_arc_tasks", lambda version: ([], fake_arc_tasks("eval", 2)))
+    calls, solve = [], evaluate_arc.solve_arc_task
+
+    def recording_solve(*args, **kwargs):
+        calls.append(kwargs)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_arc, "solve_arc_task", recording_solve)
+    summary = evaluate_arc.main(["--model_name_or_path", str(grid_model), "--num_views", "1", "--device", "cpu",
+                                 "--ttt_steps", "1", "--ttt_lora_r", "2", "--ttt_learning_rate", "5e-3", *flags,
+                                 "--output_json", str(tmp_path / "attempts.json")])
+    assert [(c["learning_rate"], c["lora_r"], c["lora_learning_rate"]) for c in calls] == [
+        (5e-3, 2, lora_learning_rate)] * 2
+    recorded = json.loads((tmp_path / "attempts.json").read_text())["summary"]
+    assert (recorded["ttt_learning_rate"], recorded["ttt_lora_r"], recorded["ttt_lora_learning_rate"]) == (
+        5e-3, 2, lora_learning_rate)
+    assert summary["ttt_lora_learning_rate"] == lora_learning_rate
+
+
 def test_evaluate_arc_names_the_missing_grid_head(tmp_path):
     folder = save_tiny_model(tmp_path / "no_grid", heads=["classification", "text"])
     with pytest.raises(ValueError, match=r"no grid head \(config.heads = \['classification', 'text'\]\)"):

@@ -134,10 +134,10 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
     Returns:
         `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match and per_cell_accuracy (attempt 1) over
         the tasks, the same for each trivial baseline (`baselines`, see `BASELINES`), their counts, `num_views`,
-        `ttt_steps` and the seconds taken; `per_task` maps each task name to
-        `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved, per test input
-        `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`, and after TTT
-        its fitting record (steps, time bound hit, start, first and last loss, seconds; else None).
+        `ttt_steps`, `ttt_max_seconds`, each of `ttt_kwargs` as `ttt_<name>` and the seconds taken; `per_task` maps
+        each task name to `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved,
+        per test input `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`,
+        and after TTT its fitting record (steps, time bound hit, start, first and last loss, seconds; else None).
     """
     check_grid_head(model)
     check_tasks(tasks)
@@ -169,7 +169,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
     summary = {**score(tasks, per_task), "baselines": trivial_baselines(tasks),
                "by_output_size": size_breakdown(tasks, per_task), "near_misses": near_misses(tasks, per_task),
                "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
-               "ttt_max_seconds": ttt_max_seconds, "seconds": round(time.perf_counter() - started, 1)}
+               "ttt_max_seconds": ttt_max_seconds, **{f"ttt_{k}": v for k, v in (ttt_kwargs or {}).items()},
+               "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
 
 
@@ -338,6 +339,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="Learning rate of the fitted task embedding.")
     parser.add_argument("--ttt_lora_r", type=non_negative_int, default=0,
                         help="Rank of LoRA adapters trained with the embedding at test time (0: the embedding alone).")
+    parser.add_argument("--ttt_lora_learning_rate", type=positive_float, default=1e-3,
+                        help="Learning rate of the LoRA adapters (with --ttt_lora_r).")
     parser.add_argument("--ttt_start_from_trained_row", action=argparse.BooleanOptionalAction, default=True,
                         help="A task with a trained id starts test-time training from its row.")
     parser.add_argument("--size_from_demonstrations", action=argparse.BooleanOptionalAction, default=False,
@@ -359,7 +362,8 @@ def main(argv=None):
         vocabulary = {}
     tasks = tasks_of_split(training_tasks, evaluation_tasks, args.split)
     tasks = tasks if args.max_tasks is None else tasks[: args.max_tasks]
-    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r}
+    ttt_kwargs = {"learning_rate": args.ttt_learning_rate, "lora_r": args.ttt_lora_r,
+                  "lora_learning_rate": args.ttt_lora_learning_rate}
     summary, per_task = evaluate_arc_tasks(model, processor, tasks, args.num_views, args.ttt_steps,
                                            args.ttt_max_seconds, args.batch_size, args.seed, vocabulary,
                                            ttt_kwargs=ttt_kwargs, size_from_demonstrations=args.size_from_demonstrations)
