@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tarfile
 from pathlib import Path
 
@@ -50,9 +49,8 @@ def read_run_files(folder: Path) -> dict:
     return found
 
 
-def loss_curve(log_history: list[dict], every: int) -> list[list]:
+def loss_curve(logged: list[dict], every: int) -> list[list]:
     """`[step, loss]` at the logged steps that are multiples of `every` (and the first logged step)."""
-    logged = [entry for entry in log_history if "loss" in entry and "step" in entry]
     return [[entry["step"], round(entry["loss"], 4)] for i, entry in enumerate(logged)
             if i == 0 or entry["step"] % every == 0]
 
@@ -60,7 +58,8 @@ def loss_curve(log_history: list[dict], every: int) -> list[list]:
 def segment_record(files: dict, segment: int | None, device_command: str | None, loss_every: int) -> dict:
     results = files[EVAL_RESULTS]
     train = results["train"]["arc"]
-    logged = [entry for entry in files.get(LOG_HISTORY, []) if "loss" in entry]
+    # The training-loss entries of the Trainer's log (the others are evaluations and the run's summary).
+    logged = [entry for entry in files.get(LOG_HISTORY, []) if "loss" in entry and "step" in entry]
     record = {
         "segment": segment, "device_command": device_command, "script_command": results["command"],
         "hardware": results["hardware"], "date": results["date"], "seed": results["seed"],
@@ -68,10 +67,10 @@ def segment_record(files: dict, segment: int | None, device_command: str | None,
         "trainable_parameters": results["trainable_parameters"],
         "optimizer_steps": train["steps_this_call"], "train_seconds": round(train["train_runtime"], 1),
         "measured_train_samples_per_second": train["measured_train_samples_per_second"],
-        "train_samples": round(train["measured_train_samples_per_second"] * train["train_runtime"]),
+        "train_samples": train["train_samples"],
         "final_logged_loss": logged[-1]["loss"] if logged else None,
         "final_learning_rate": logged[-1].get("learning_rate") if logged else None,
-        "loss_curve": loss_curve(files.get(LOG_HISTORY, []), loss_every),
+        "loss_curve": loss_curve(logged, loss_every),
         "peak_gpu_memory_GiB": results.get("peak_gpu_memory_GiB"),
         "identity_view_eval": results.get("arc"),
     }
@@ -103,4 +102,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()

@@ -46,7 +46,7 @@ def test_record_agrees_with_the_run(finished_run):
                                  "--loss_every", "2"])
     assert record["segment"] == 2 and record["device_command"] == "MINUTES=1 bash x.sh"
     assert record["script_command"] == results["command"] and record["seed"] == results["seed"]
-    assert record["optimizer_steps"] == 2
+    assert record["optimizer_steps"] == 2 and record["train_samples"] == 4  # 2 steps of batch 2
     assert record["identity_view_eval"] == results["arc"]
     assert [step for step, _ in record["loss_curve"]] == [1, 2]  # the first logged step, then every 2nd
     assert record["final_logged_loss"] == pytest.approx(record["loss_curve"][-1][1], abs=1e-4)

@@ -200,4 +200,5 @@ def test_measured_throughput_counts_the_steps_that_ran_not_max_steps():
     measured = measured_throughput(trainer_metrics, steps=3, samples_per_step=16)
     assert measured["train_samples_per_second"] == 24.0 == measured["measured_train_samples_per_second"]
     assert measured["train_steps_per_second"] == 1.5 and measured["steps_run"] == 3
+    assert measured["train_samples"] == 48
     assert trainer_metrics["train_samples_per_second"] == 800000.0  # the caller's dict is left as it was

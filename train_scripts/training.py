@@ -444,8 +444,9 @@ def measured_throughput(metrics: dict, steps: int, samples_per_step: int) -> dic
     runtime = max(metrics["train_runtime"], 1e-9)
     speed = round(steps * samples_per_step / runtime, 1)
     # measured_train_samples_per_second is the name earlier records in benchmarks/results use.
-    return dict(metrics, steps_run=steps, train_steps_per_second=round(steps / runtime, 3),
-                train_samples_per_second=speed, measured_train_samples_per_second=speed)
+    return dict(metrics, steps_run=steps, train_samples=steps * samples_per_step,
+                train_steps_per_second=round(steps / runtime, 3), train_samples_per_second=speed,
+                measured_train_samples_per_second=speed)
 
 
 # ------------------------------------------------------------------------------------------------------ LoRA
