@@ -203,8 +203,8 @@ CROSSMODAL = Experiment(
           for name, pairs in ARM_PAIRS.items()],
     scales={
         "test": Scale(steps=3, batch_size=4, overrides=TASK_HEAD),
-        # 4,000 steps: the oracle follows the instruction on grids only after ~3,000 (a 5,000-step pilot, seed 0:
-        # 33% at step 1,500, 68% at 3,000, 98% at 4,000); at 200 steps no arm did, so nothing could be concluded.
+        # 4,000 steps: the oracle follows the instruction on grids only after ~3,000 (seed 0's record: 37.5% at step
+        # 1,500, 68% at 3,000, 98% at 4,000); at 200 steps no arm did, so nothing could be concluded.
         "cpu": Scale(steps=4000, batch_size=32, eval_every=250, overrides=TASK_HEAD),
         "gpu": Scale(steps=2000, batch_size=128, learning_rate=5e-4, warmup_steps=100, eval_every=200,
                      overrides={**TASK_HEAD, "hidden_size": 256, "num_attention_heads": 8}),
