@@ -25,8 +25,8 @@ from vision_trm.train_scripts.experiments.claims_crossmodal import (
 )
 from vision_trm.train_scripts.experiments.claims_fusion import TEXT_ONLY_CEILING, listing_captions
 from vision_trm.train_scripts.experiments.core import (
-    Arm, Comparison, Experiment, RunResult, Scale, difference_ci, format_summary_markdown, mean_ci, summarise,
-    t_quantile_975, train_loop, verdict)
+    Arm, Comparison, Experiment, RunResult, Scale, difference_ci, format_summary_markdown, mean_ci, seed_everything,
+    summarise, t_quantile_975, train_loop, verdict)
 
 
 # ------------------------------------------------------------------------------------------------ the runner
@@ -194,6 +194,31 @@ def test_every_experiment_has_three_scales_and_comparisons_that_name_its_arms():
         arms = {arm.name for arm in experiment.arms}
         for comparison in experiment.comparisons:
             assert {comparison.better, comparison.worse} <= arms, (name, comparison)
+
+
+def test_paired_comparisons_hold_for_lora_tower_arms_of_one_seed(tmp_path, monkeypatch):
+    """`lora_tower` compares its arms paired by seed. That holds only if a seed gives every arm the same
+    initialisation and batches: with the same seed, the frozen and the LoRA model (its adapters start at zero) must
+    give the same outputs on the same first batch, and a wrong seed must not."""
+    from vision_trm.train_scripts.experiments.data import MixedBatches, load_pools
+    from vision_trm.train_scripts.experiments.trm_runs import arm_config, build_trm
+
+    monkeypatch.setenv("VISION_TRM_DATA_CACHE", str(tmp_path / "cache"))
+    experiment = EXPERIMENTS["lora_tower"]
+    scale = experiment.scales["test"]
+    assert all(comparison.paired for comparison in experiment.comparisons)
+    pools = load_pools(scale.pool_samples, scale.pool_eval_samples)
+    logits = {}
+    for arm_name, seed in (("frozen", 0), ("lora_r8", 0), ("frozen", 1)):
+        arm = next(arm for arm in experiment.arms if arm.name == arm_name)
+        seed_everything(seed)
+        preset, overrides = arm_config(scale, arm)
+        model = build_trm(preset, overrides, lora=arm.options.get("lora", False)).eval()
+        batch = MixedBatches(TRMProcessor.from_config(model.config), pools, 4, 0, image_fraction=1.0)(0)
+        with torch.no_grad():
+            logits[arm_name, seed] = model(pixel_values=batch["pixel_values"]).class_logits
+    torch.testing.assert_close(logits["lora_r8", 0], logits["frozen", 0])
+    assert not torch.allclose(logits["frozen", 1], logits["frozen", 0])
 
 
 # ------------------------------------------------------------------------------------------ the training loop
