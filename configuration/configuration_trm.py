@@ -172,6 +172,14 @@ class TRMConfig(PretrainedConfig):
             task then costs 196 tokens instead of 1,024 (the ARC-AGI-1 trainable pairs average ~340 against 1,024).
             Training and inference must agree, so the recipe, `evaluate_arc.py` and test-time training read this
             field. Only without a pretrained tower (the tower reads the full canvas).
+        arc_input_alignment (`bool`, *optional*, defaults to `False`):
+            Whether every ARC input (demonstrations and test inputs) is replaced, before it is drawn, by its copy at
+            the output size the task's demonstrations agree on, upscaled or tiled by the rule that gets most
+            demonstration cells right (`processing.align_task`). The cell head writes each answer cell where its
+            input cell is drawn, so an answer that is the input blown up or repeated becomes a copy instead of a
+            move. The rule is fixed per task from its demonstrations; the outputs are untouched. Training and
+            inference must agree: the main job, the recipe, `evaluate_arc.py`, test-time training and the Space read
+            this field.
         arc_view_parts (`list[str]`, *optional*, defaults to `["dihedral", "colours", "translation"]`):
             The parts of an ARC view drawn at random in training (`conventions.ARC_VIEW_PARTS`): the dihedral
             transform, the colour permutation, the placement. The model is only asked about views it was trained
@@ -284,6 +292,7 @@ class TRMConfig(PretrainedConfig):
         num_task_views: int = 0,
         use_augmentation_tokens: bool = False,
         crop_cell_canvas: bool = False,
+        arc_input_alignment: bool = False,
         position_encoding: str = "learned",
         rope_theta: float = 100.0,
         arc_view_parts: list[str] | tuple[str, ...] = ARC_VIEW_PARTS,
@@ -345,6 +354,7 @@ class TRMConfig(PretrainedConfig):
         self.num_task_views = num_task_views
         self.use_augmentation_tokens = use_augmentation_tokens
         self.crop_cell_canvas = crop_cell_canvas
+        self.arc_input_alignment = arc_input_alignment
         self.position_encoding = position_encoding
         self.rope_theta = rope_theta
         self.arc_view_parts = list(arc_view_parts) if isinstance(arc_view_parts, (list, tuple)) else arc_view_parts
@@ -492,6 +502,8 @@ class TRMConfig(PretrainedConfig):
         elif self.crop_cell_canvas and (self.grid_head_type != "cells" or self.has_pretrained_tower):
             problems.append("crop_cell_canvas needs the cell head (grid_head_type='cells') and no pretrained tower "
                             f"(got grid_head_type={self.grid_head_type!r}, pretrained_tower={self.pretrained_tower!r})")
+        if not isinstance(self.arc_input_alignment, bool):
+            problems.append(f"arc_input_alignment must be True or False, got {self.arc_input_alignment!r}")
         if not isinstance(self.cell_copy_path, bool):
             problems.append(f"cell_copy_path must be True or False, got {self.cell_copy_path!r}")
         elif self.cell_copy_path and self.grid_head_type != "cells":

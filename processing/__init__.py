@@ -1,7 +1,7 @@
 """Processing: everything a user gives the model → canvases and model inputs, and model outputs → answers.
 
 Owns the renderers (ARC grids `grids.py`, text `text_rendering.py`, photos `photos.py`), the ARC augmentations
-(`transforms.py`), the byte tokenizer, `TRMImageProcessor` and `TRMProcessor`. The processor returns the model's
+(`transforms.py`), the ARC size rules (`output_size.py`, `input_alignment.py`), the byte tokenizer, `TRMImageProcessor` and `TRMProcessor`. The processor returns the model's
 inputs (`MODEL_INPUT_NAMES`) and label arrays only; bookkeeping on request. It also decodes what the model returns
 (`post_process_grid`, `decode_text`) and draws grids for people (`draw_grid`).
 
@@ -29,6 +29,7 @@ from .grids import (
     validate_grid,
 )
 from .image_processing_trm import TRMImageProcessor
+from .input_alignment import ALIGNMENT_RULES, align_task, aligned_input, resized_copies
 from .output_size import output_size_from_demonstrations
 from .photos import array_to_float_rgb, photo_to_chw, pil_to_float_rgb
 from .processing_trm import TRMProcessor, is_grid_like, validate_task

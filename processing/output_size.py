@@ -25,7 +25,10 @@ from .grids import MAX_GRID_SIZE
 
 
 def _shape(grid, where: str) -> tuple[int, int]:
-    array = np.asarray(grid)
+    try:
+        array = np.asarray(grid)
+    except ValueError:
+        raise ValueError(f"{where} must be a non-empty 2-D grid, got rows of different lengths") from None
     if array.ndim != 2 or array.size == 0:
         raise ValueError(f"{where} must be a non-empty 2-D grid, got shape {array.shape}")
     return int(array.shape[0]), int(array.shape[1])

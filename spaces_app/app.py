@@ -30,10 +30,14 @@ try:  # the installed package registers its Auto classes, which the demo checkpo
     # MODEL_ID runs on the checkpoint's own remote code and needs only transformers
     import vision_trm.modeling_trm  # noqa: F401
     import vision_trm.processing  # noqa: F401
-    from vision_trm.train_scripts.arc_voting import demonstrated_output_sizes, max_voting_views
+    from vision_trm.train_scripts.arc_voting import (
+        demonstrated_output_sizes,
+        max_voting_views,
+        task_as_the_model_reads_it,
+    )
     from vision_trm.train_scripts.test_time_training import solve_arc_task
 except ImportError:
-    vision_trm = solve_arc_task = demonstrated_output_sizes = max_voting_views = None
+    vision_trm = solve_arc_task = demonstrated_output_sizes = max_voting_views = task_as_the_model_reads_it = None
 
 try:  # the Image -> code tab's safe parsers and PIL renderers (in the package, not in a Hub model's code)
     from vision_trm.train_scripts.image_to_code import KINDS as CODE_KINDS
@@ -190,6 +194,11 @@ def predict_arc(model, processor, task: dict, test_index: int) -> dict:
     # A model trained on cropped cell canvases reads each task on its own crop; the test outputs (which the
     # processor would draw as targets, and which may not fit the crop) are not needed to predict.
     crop = "task" if getattr(model.config, "crop_cell_canvas", False) else None
+    if getattr(model.config, "arc_input_alignment", False):
+        if task_as_the_model_reads_it is None:
+            raise gr.Error("This checkpoint reads ARC inputs aligned to their demonstrations' output size; that step "
+                           "is in the vision_trm package: pip install it beside the Space.")
+        task = task_as_the_model_reads_it(model, task)  # answers untouched; the page shows the task as given
     if crop:
         task = dict(task, test=[{"input": pair["input"]} for pair in task["test"]])
     batch = processor([task], canvas_cells=crop, return_bookkeeping=True)

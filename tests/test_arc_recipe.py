@@ -301,6 +301,28 @@ def test_arc_recipe_trains_and_resumes(tmp_path, monkeypatch):
     assert saved.config.arc_view_parts == ["dihedral", "translation"]  # evaluation and TTT read it from here
 
 
+def test_arc_recipe_with_aligned_inputs_trains_on_them_and_scores_the_given_input_as_copy(tmp_path, monkeypatch):
+    """With `arc_input_alignment` the recipe's pair bank holds each input upscaled to its answer's size, its
+    held-out rows read the upscaled test input, and copy-the-input is still scored on the input as given."""
+    def upscale(grid):
+        return {"input": grid, "output": np.kron(np.asarray(grid), np.ones((2, 2), int)).tolist()}
+
+    training = [{"id": "train0", "train": [upscale([[1, 2]]), upscale([[3], [4]])], "test": [upscale([[5]])]}]
+    evaluation = [{"id": "eval0", "train": [upscale([[6, 7]])], "test": [upscale([[8, 9]])]}]
+    monkeypatch.setattr(run_multimodal, "load_arc_tasks", lambda version: (training, evaluation))
+    banks = []
+    monkeypatch.setattr(run_multimodal, "ArcPairBank", lambda pairs, *args: banks.append(pairs) or ArcPairBank(
+        pairs, *args))
+    results = run_multimodal.main([
+        "--recipe", "arc", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "2",
+        "--max_steps", "1", "--max_train_minutes", "0", "--use_cpu", "True", "--config_overrides",
+        json.dumps({"hidden_size": 16, "num_attention_heads": 2, "arc_input_alignment": True})])
+    assert [pair["input"] == pair["output"] for pair in banks[0]] == [True] * 4
+    assert results["arc"]["copy_scaled_or_tiled"]["exact_match"] == 1.0
+    assert results["arc"]["copy_input"]["exact_match"] == 0.0
+    assert TRMForMultitaskReasoning.from_pretrained(tmp_path / "run").config.arc_input_alignment
+
+
 def test_residual_fusion_starts_without_the_tower_and_learns_to_use_it():
     """`fusion_mode="residual"`: at initialisation the fused tokens are exactly the trainable ViT's (the gate is 0
     on every token), and the gate still receives a gradient, so training can switch the tower on token by token."""

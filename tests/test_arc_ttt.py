@@ -417,6 +417,60 @@ def test_space_refuses_a_fractional_step_count(space_app):
         app.solve_arc("", json.dumps(recolour_task(0)), 2, 0, 8, progress=lambda *a, **k: None)
 
 
+def upscaling_task(seed: int) -> dict:
+    """Every output is its 3 x 3 input with each cell made a 2 x 2 block (6 x 6, the shrunk config's largest grid)."""
+    rng = np.random.default_rng(seed)
+
+    def pair():
+        grid = np.asarray(random_grid(rng, 3, 3, colours=range(10)))
+        return {"input": grid.tolist(), "output": np.kron(grid, np.ones((2, 2), int)).tolist()}
+
+    return {"id": f"upscale-{seed}", "train": [pair(), pair()], "test": [pair()]}
+
+
+def test_a_model_trained_on_aligned_inputs_reads_them_in_voting_fitting_and_the_space(copy_model, space_app,
+                                                                                       monkeypatch):
+    """The copy model answers an upscaling task with its 3 x 3 input; told it was trained on aligned inputs
+    (`arc_input_alignment`), voting, test-time training and the Space hand it the upscaled input, which it copies:
+    exact. The baselines stay those of the task as given."""
+    model, processor = copy_model
+    task = upscaling_task(0)
+    summary, per_task = evaluate_arc_tasks(model, processor, [task], num_views=8, show_progress=False)
+    assert summary["pass@1"] == 0.0
+    assert per_task[task["id"]]["test_inputs"][0]["attempts"][0] == task["test"][0]["input"]
+    monkeypatch.setattr(model.config, "arc_input_alignment", True)
+    summary, per_task = evaluate_arc_tasks(model, processor, [task], num_views=8, show_progress=False)
+    assert summary["pass@1"] == 1.0 and per_task[task["id"]]["test_inputs"][0]["votes"] == [8]
+    assert summary["baselines"]["copy_input"]["exact_match"] == 0.0
+    assert summary["baselines"]["copy_scaled_or_tiled"]["exact_match"] == 1.0
+    assert (summary["by_output_size"]["changed_size_inputs"], summary["by_output_size"]["changed_size_right"]) == (1, 1)
+    assert solve_arc_task(model, processor, task, steps=0, num_views=8).correct == [[True]]
+    assert task == upscaling_task(0)  # the caller's task is not changed
+    app = space_app
+    assert app.predict_arc(app.MODEL, app.PROCESSOR, task, 0)["prediction"].shape == (3, 3)
+    monkeypatch.setattr(app.MODEL.config, "arc_input_alignment", True)
+    assert app.predict_arc(app.MODEL, app.PROCESSOR, task, 0)["prediction"].tolist() == task["test"][0]["output"]
+
+
+def test_the_main_jobs_arc_table_copies_the_given_input_beside_the_aligned_one(copy_model):
+    """Rows of an aligned composite show the model the upscaled input; copy-the-input is still scored on the input
+    the task gives, and the scaled-or-tiled copy beside it."""
+    import datasets
+
+    from vision_trm.train_scripts import evaluation
+    from vision_trm.train_scripts.collator import MultimodalCollator
+
+    model, processor = copy_model
+    pair = upscaling_task(1)["test"][0]
+    row = {"modality": MODALITY_GRID, "task_id": 1, "input_grid": pair["output"], "output_grid": pair["output"],
+           "given_input_grid": pair["input"], "scaled_or_tiled_grid": pair["output"], "output_size": [6, 6],
+           "source": "arc-eval:upscale:0"}
+    results = evaluation.evaluate_arc_heldout(model, MultimodalCollator(processor), datasets.Dataset.from_list([row]))
+    assert results["model"]["exact_match"] == results["copy_scaled_or_tiled"]["exact_match"] == 1.0
+    assert results["copy_input"]["exact_match"] == 0.0 and results["copy_input"]["per_cell_accuracy"] < 0.25
+    assert "copied, upscaled or tiled input 100.0% |" in evaluation.format_table({"arc": results})
+
+
 def test_the_size_breakdown_sets_attempt_one_beside_copying():
     from vision_trm.train_scripts.evaluate_arc import size_breakdown
 

@@ -29,6 +29,7 @@ BAD_FIELDS = [
     (dict(pretrained_tower="resnet"), "pretrained_tower='resnet' is not one of"),
     (dict(heads=["grid", "segmentation"]), r"unknown heads \['segmentation'\]"),
     (dict(use_trainable_vit=False), "at least one of pretrained_tower and use_trainable_vit"),
+    (dict(arc_input_alignment="yes"), "arc_input_alignment must be True or False, got 'yes'"),
 ]
 
 

@@ -23,7 +23,7 @@ from vision_trm.configuration.conventions import (
     standard_arc_views,
 )
 from vision_trm.modeling_trm.cell_head import decode_cell_logits
-from vision_trm.processing import output_size_from_demonstrations, task_canvas_cells, transforms
+from vision_trm.processing import align_task, output_size_from_demonstrations, task_canvas_cells, transforms
 
 
 @dataclass
@@ -112,6 +112,13 @@ def check_grid_head(model, name: str = "the model") -> None:
     if "grid" not in heads:
         raise ValueError(f"{name} has no grid head (config.heads = {heads}): ARC evaluation needs a model with the "
                          "'grid' head")
+
+
+def task_as_the_model_reads_it(model, task: dict) -> dict:
+    """`task` with its inputs aligned to its demonstrations' output size (`processing.align_task`) for a model
+    trained with `arc_input_alignment`, else `task` itself. Call it once, on the task as the user gave it, before
+    anything is drawn or sized from it; the outputs (the answers it is scored against) are untouched."""
+    return align_task(task) if getattr(model.config, "arc_input_alignment", False) else task
 
 
 def task_canvas(model, processor, task: dict) -> int | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision_trm.processing import transforms
+from vision_trm.processing import align_task, aligned_input, transforms
 
 ARC_VERSIONS = {"1": "arcagi", "2": "latest"}
 
@@ -100,14 +100,22 @@ def build_task_vocabulary(training_tasks, evaluation_tasks, extra_tasks=()) -> d
     return {name: index + 1 for index, name in enumerate(names)}
 
 
-def arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks=()):
+def arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks=(), align_inputs: bool = False):
     """Returns `(train_pairs, heldout_items)`.
 
     `train_pairs`: dicts `{task_name, input, output, source}` with source in {"training", "evaluation-demo",
     "extra-training"} (`extra_tasks`: every pair of each, as for the training tasks).
-    `heldout_items`: dicts `{task_name, test_index, input, output, demos}` for every evaluation test input
-    (`output` is kept for scoring only; `demos` are that task's demonstration pairs).
+    `heldout_items`: dicts `{task_name, test_index, input, output, demos, given_input, scaled_or_tiled}` for every
+    evaluation test input (`output` is kept for scoring only; `demos` are that task's demonstration pairs;
+    `given_input` is the test input as the task gives it, for the copy baseline, and `scaled_or_tiled` the
+    `copy_scaled_or_tiled` baseline's answer).
+    With `align_inputs` every input (pairs, demonstrations, test inputs) is the one a model trained with
+    `arc_input_alignment` reads (`processing.align_task`); the outputs are the same either way.
     """
+    given = {task["id"]: task for task in evaluation_tasks}
+    if align_inputs:
+        training_tasks, evaluation_tasks, extra_tasks = ([align_task(task) for task in tasks]
+                                                          for tasks in (training_tasks, evaluation_tasks, extra_tasks))
     train_pairs = []
     for task in training_tasks:
         for pair in task["train"] + task["test"]:
@@ -119,8 +127,11 @@ def arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks=()):
             train_pairs.append({"task_name": task["id"], "input": pair["input"], "output": pair["output"],
                                 "source": "evaluation-demo"})
         for index, pair in enumerate(task["test"]):
+            original = given[task["id"]]
             heldout.append({"task_name": task["id"], "test_index": index, "input": pair["input"],
-                            "output": pair.get("output"), "demos": task["train"]})
+                            "output": pair.get("output"), "demos": task["train"],
+                            "given_input": original["test"][index]["input"],
+                            "scaled_or_tiled": aligned_input(original["train"], original["test"][index]["input"]).tolist()})
     for task in extra_tasks:
         for pair in task["train"] + task["test"]:
             train_pairs.append({"task_name": task["id"], "input": pair["input"], "output": pair["output"],

@@ -36,7 +36,7 @@ from .data_images import image_rows, load_cifar10, load_fashion_mnist
 from .data_text import kjv_splits, load_wikitext2, text_rows
 from .image_to_code.dataset import image_to_code_rows, with_kind_prompts
 
-_BUILD_VERSION = 3  # bump when the row layout or the split logic changes (invalidates caches)
+_BUILD_VERSION = 4  # bump when the row layout or the split logic changes (invalidates caches)
 
 FEATURES = Features({
     "modality": Value("int8"),
@@ -54,10 +54,14 @@ FEATURES = Features({
     "output_size": List(Value("int16")),
     # ARC training rows: the view the pair is drawn in, [dihedral, *colour permutation] (`data_arc.arc_rows`).
     "augmentation": List(Value("int8")),
+    # ARC evaluation rows: the test input as the task gives it (`input_grid` is what the model reads, aligned with
+    # `arc_input_alignment`), and the `copy_scaled_or_tiled` baseline's answer; both scored as baselines.
+    "given_input_grid": List(List(Value("int8"))),
+    "scaled_or_tiled_grid": List(List(Value("int8"))),
 })
 _EMPTY = {"task_id": 0, "task_name": "", "input_grid": [], "output_grid": [], "image": b"", "image_shape": [],
           "label": IGNORE_INDEX, "text": "", "text_target": "", "source": "",
-          "output_size": [], "augmentation": []}
+          "output_size": [], "augmentation": [], "given_input_grid": [], "scaled_or_tiled_grid": []}
 
 
 @dataclass
@@ -75,9 +79,15 @@ class CompositeSpec:
     text_target_chars: int = 48
     num_train_samples: int | None = None
     extra: dict = field(default_factory=dict)
+    # Every ARC input replaced by its copy at the demonstrations' output size (`processing.align_task`); the model
+    # must be configured alike (`TRMConfig.arc_input_alignment`).
+    arc_input_alignment: bool = False
 
     def key(self) -> str:
-        payload = json.dumps({"version": _BUILD_VERSION, **asdict(self)}, sort_keys=True, default=str)
+        fields = asdict(self)
+        if not fields["arc_input_alignment"]:
+            del fields["arc_input_alignment"]  # builds from before the field keep their cache
+        payload = json.dumps({"version": _BUILD_VERSION, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -100,7 +110,7 @@ def _cap(dataset: Dataset, limit, seed: int) -> Dataset:
 def _arc(spec: CompositeSpec):
     training_tasks, evaluation_tasks = load_arc_tasks(spec.arc_version)
     vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks)
-    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks)
+    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks, align_inputs=spec.arc_input_alignment)
     train = _rows_to_dataset(
         ({**row, "source": f"arc:{row['task_name']}"}
          for row in arc_rows(train_pairs, vocabulary, spec.arc_augmentations, seed=spec.seed)),
@@ -109,7 +119,8 @@ def _arc(spec: CompositeSpec):
     evaluation = _rows_to_dataset(
         ({"input_grid": item["input"], "output_grid": item["output"] or [], "task_name": item["task_name"],
           "task_id": vocabulary[item["task_name"]], "source": f"arc-eval:{item['task_name']}:{item['test_index']}",
-          "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ())}
+          "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ()),
+          "given_input_grid": item["given_input"], "scaled_or_tiled_grid": item["scaled_or_tiled"]}
          for item in heldout),
         MODALITY_GRID,
     )

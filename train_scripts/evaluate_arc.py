@@ -47,6 +47,7 @@ from vision_trm.train_scripts.arc_voting import (
     demonstrated_output_sizes,
     model_voting_views,
     predict_views,
+    task_as_the_model_reads_it,
     task_canvas,
     vote,
 )
@@ -76,6 +77,7 @@ def check_tasks(tasks) -> None:
 def vote_all_tasks(model, processor, tasks, task_ids, views, batch_size: int, show_progress: bool,
                    size_from_demonstrations: bool = False) -> list[list]:
     """Voted candidates per task per test input; the views of several test inputs share each forward."""
+    tasks = [task_as_the_model_reads_it(model, task) for task in tasks]
     items = [(pair["input"], task_id, view, task_canvas(model, processor, task), size)
              for task, task_id in zip(tasks, task_ids)
              for pair, size in zip(task["test"], demonstrated_output_sizes(task, size_from_demonstrations))

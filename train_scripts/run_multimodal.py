@@ -42,9 +42,9 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from vision_trm.configuration import MODALITY_GRID, TRMConfig
+from vision_trm.configuration import MODALITY_GRID, PRESETS, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMForN2NPretraining
-from vision_trm.processing import TRMProcessor, output_size_from_demonstrations, task_canvas_cells
+from vision_trm.processing import TRMProcessor, align_task, output_size_from_demonstrations, task_canvas_cells
 from vision_trm.train_scripts.arc_batches import ArcPairBank, ArcPairIndices, collate_pair_indices
 from vision_trm.train_scripts.collator import MultimodalCollator
 from vision_trm.train_scripts.data_arc import (EXTRA_TRAINING_SOURCES, TRAINING_PAIR_SETS, arc_protocol_split,
@@ -310,6 +310,17 @@ def loaded_config(name_or_path: str, overrides: dict) -> TRMConfig:
     return TRMConfig(**{**config.to_dict(), **overrides}) if overrides else config
 
 
+def configured_input_alignment(model_args: ModelArguments) -> bool:
+    """`arc_input_alignment` of the model `build_model` will build, known before the data is (the composite's ARC
+    inputs are aligned, or not, when it is built; the model must read them as they were written)."""
+    overrides = parse_config_overrides(model_args.config_overrides) if model_args.config_overrides else {}
+    if "arc_input_alignment" in overrides:
+        return overrides["arc_input_alignment"]
+    if model_args.model_name_or_path:
+        return getattr(TRMConfig.from_pretrained(model_args.model_name_or_path), "arc_input_alignment", False)
+    return PRESETS.get(model_args.preset, {}).get("arc_input_alignment", False)
+
+
 def build_model(model_args: ModelArguments, num_task_ids: int):
     """The model `Trainer` trains (`TRMForMultitaskReasoning`), new from a preset or loaded from a folder."""
     preset = model_args.preset
@@ -374,13 +385,17 @@ def main(argv=None):
                          max_samples_per_source=data_args.max_samples_per_source,
                          max_eval_samples=data_args.max_eval_samples, text_context_chars=data_args.text_context_chars,
                          text_target_chars=data_args.text_target_chars,
-                         extra=image_to_code.composite_extra(sources, data_args.image_to_code_counts))
+                         extra=image_to_code.composite_extra(sources, data_args.image_to_code_counts),
+                         arc_input_alignment=configured_input_alignment(model_args))
     with training_args.main_process_first(desc="building the composite"):
         data, task_vocabulary = build_composite(spec, cache_dir=data_args.data_cache_dir)
     logger.info("composite: %s", {k: len(v) for k, v in data.items()})
 
     # 2. Model and processor.
     model, preset = build_model(model_args, num_task_ids=len(task_vocabulary) + 1)
+    if model.config.arc_input_alignment != spec.arc_input_alignment:  # a guard on configured_input_alignment
+        raise RuntimeError(f"the composite was built with arc_input_alignment={spec.arc_input_alignment}, the model "
+                           f"has {model.config.arc_input_alignment}")
     for name in ("num_task_views", "arc_training_views"):
         if getattr(model.config, name):
             raise ValueError(f"{name}={getattr(model.config, name)} is for the ARC recipe (--recipe arc), whose "
@@ -520,12 +535,17 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     extra_tasks, extra_report = extra_training_tasks(recipe_args.arc_extra_training_tasks, data_args.arc_version,
                                                      training_tasks, evaluation_tasks)
     vocabulary = build_task_vocabulary(training_tasks, evaluation_tasks, extra_tasks)
-    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks)
-    train_pairs = select_training_pairs(train_pairs, recipe_args.arc_training_pairs)
 
     # 2. Model, processor and the pair bank.
     model, preset = build_model(model_args, num_task_ids=len(vocabulary) + 1)
     config = model.config
+    # With arc_input_alignment every input is replaced by the one the model reads, here and at inference.
+    train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks,
+                                              align_inputs=config.arc_input_alignment)
+    if config.arc_input_alignment:
+        training_tasks, evaluation_tasks, extra_tasks = ([align_task(task) for task in tasks] for tasks in
+                                                          (training_tasks, evaluation_tasks, extra_tasks))
+    train_pairs = select_training_pairs(train_pairs, recipe_args.arc_training_pairs)
     if "grid" not in config.heads or config.grid_head_type != "cells":
         raise ValueError(f"--recipe arc needs the cell head (grid_head_type='cells', e.g. --preset arc); preset "
                          f"{preset} has heads={config.heads}, grid_head_type={config.grid_head_type!r}")
@@ -625,7 +645,8 @@ def arc_eval_row(item: dict, vocabulary: dict, canvas_cells: dict | None = None)
     cropped canvas when the model reads cropped canvases."""
     row = {"modality": MODALITY_GRID, "input_grid": item["input"], "output_grid": item["output"],
            "task_id": vocabulary[item["task_name"]], "source": f"arc:{item['task_name']}",
-           "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ())}
+           "output_size": list(output_size_from_demonstrations(item["demos"], item["input"]) or ()),
+           "given_input_grid": item["given_input"], "scaled_or_tiled_grid": item["scaled_or_tiled"]}
     if canvas_cells is not None:
         # The task's crop, sized from what it shows before answering: an output larger than that cannot be drawn on
         # it and is scored wrong (7 of ARC-AGI-1's 419), never given a canvas sized from the answer.

@@ -53,6 +53,7 @@ from vision_trm.train_scripts.arc_voting import (
     max_voting_views,
     model_voting_views,
     predict_test_inputs,
+    task_as_the_model_reads_it,
     task_canvas,
     trained_view_parts,
     voting_views,
@@ -149,6 +150,8 @@ def solve_arc_task(
                      start_from_task_id, initial_embedding, predict_batch_size)
     view_parts = fitting_view_parts(trained_view_parts(model), colour_permutations)
     views = model_voting_views(model, num_views, seed, view_parts)  # checked before any fitting
+    processor.validate_task(task)  # the task as given, so that an error names what the user wrote
+    task = task_as_the_model_reads_it(model, task)  # from here on, the inputs the model reads (answers untouched)
     checked = processor.validate_task(task)
     report = progress if progress is not None else (lambda fraction, message: None)
     started = time.perf_counter()

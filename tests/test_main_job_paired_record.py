@@ -1,0 +1,64 @@
+"""`benchmarks/main_job_paired_record.py`: one change to the main job against the default, paired by seed, read from
+the runs' `eval_results.json`."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "main_job_paired_record.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("main_job_paired_record", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(folder: Path, seed: int, arc_at_size: float, kjv: float, scaled_or_tiled: bool = True) -> str:
+    """The parts of a main job's `eval_results.json` the record reads."""
+    arc = {"model": {"per_cell_accuracy": arc_at_size - 0.05, "exact_match": 0.0},
+           "model_size_from_demonstrations": {"per_cell_accuracy": arc_at_size, "exact_match": 0.0},
+           "copy_input": {"per_cell_accuracy": 0.6}}
+    if scaled_or_tiled:
+        arc["copy_scaled_or_tiled"] = {"per_cell_accuracy": 0.64}
+    folder.mkdir(parents=True)
+    (folder / "eval_results.json").write_text(json.dumps({
+        "seed": seed, "command": f"python train_scripts/run_multimodal.py --seed {seed}", "hardware": "test CPU",
+        "date": "2026-12-07", "arc": arc, "fashion_mnist": {"accuracy": 0.85}, "kjv": {"perplexity": kjv},
+        "train": {"all": {"train_runtime": 300.0}}}))
+    return str(folder)
+
+
+def test_the_record_pairs_the_arms_by_seed_and_never_overwrites(tmp_path):
+    script = load_script()
+    arm = [fake_run(tmp_path / f"arm{s}", s, 0.62 + 0.01 * s, 6.5) for s in (1, 2, 3)]
+    default = [fake_run(tmp_path / f"default{s}", s, 0.60 + 0.01 * s, 6.6) for s in (3, 1, 2)]  # any order
+    output = tmp_path / "record.json"
+    record = script.main(["--arm", *arm, "--default", *default, "--name", "aligned", "--what", "a test",
+                          "--output", str(output)])
+    assert record["seeds"] == [1, 2, 3]
+    assert record["arm_minus_default"]["arc_at_size"] == [0.02, 0.02, 0.02]  # the same gain in every seed
+    assert record["arm_minus_default"]["kjv"] == [-0.1, -0.1, -0.1]
+    difference, low, high = record["arm_at_size_minus_copy_input"]
+    assert difference == pytest.approx(0.04) and low < difference < high
+    assert record["default_at_size_minus_copy_scaled_or_tiled"][0] == pytest.approx(-0.02)
+    assert json.loads(output.read_text())["aligned"]["2"]["arc_at_size"] == pytest.approx(0.64)
+    with pytest.raises(SystemExit, match="never overwrites"):
+        script.main(["--arm", *arm, "--default", *default, "--name", "aligned", "--what", "again",
+                     "--output", str(output)])
+
+
+def test_the_record_refuses_too_few_shared_seeds_and_unfinished_runs(tmp_path):
+    script = load_script()
+    arm = [fake_run(tmp_path / "arm1", 1, 0.6, 6.5), fake_run(tmp_path / "arm2", 2, 0.6, 6.5)]
+    default = [fake_run(tmp_path / "default1", 1, 0.6, 6.5), fake_run(tmp_path / "default5", 5, 0.6, 6.5)]
+    with pytest.raises(ValueError, match="at least two seeds run by both arms, got \\[1\\]"):
+        script.main(["--arm", *arm, "--default", *default, "--name", "x", "--what", "x",
+                     "--output", str(tmp_path / "r.json")])
+    (tmp_path / "unfinished").mkdir()
+    with pytest.raises(FileNotFoundError, match="is the run finished"):
+        script.main(["--arm", str(tmp_path / "unfinished"), "--default", *default, "--name", "x", "--what", "x",
+                     "--output", str(tmp_path / "r2.json")])
