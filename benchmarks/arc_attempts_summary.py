@@ -8,6 +8,10 @@ demonstrations). The size breakdown counts the cells attempt 1 edits.
     python benchmarks/arc_attempts_summary.py benchmarks/results/h200_arc_main_run_rope_attempts.json.gz
     python benchmarks/arc_attempts_summary.py <attempts.json> --against_copy
     python benchmarks/arc_attempts_summary.py <attempts.json> --against_baselines
+    python benchmarks/arc_attempts_summary.py <seed 1 attempts> <seed 2 attempts> ...   # + the mean over the files
+
+Given several files (runs of one arm, e.g. one per seed) it prints each file's summary under `runs` and, under
+`mean_by_size_rule`, each size rule's figures averaged over the files.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import json
 from pathlib import Path
 
 from vision_trm.train_scripts.data_arc import load_arc_tasks
-from vision_trm.train_scripts.evaluate_arc import BASELINES, near_misses, score, size_breakdown, tasks_of_split
+from vision_trm.train_scripts.evaluate_arc import (
+    BASELINES,
+    near_misses,
+    score,
+    size_breakdown,
+    size_rule_breakdown,
+    tasks_of_split,
+)
 from vision_trm.train_scripts.experiments.core import mean_ci
 
 
@@ -39,7 +50,7 @@ def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy:
         raise ValueError(f"the attempts name tasks that are not in the {split} split: {unknown[:5]}")
     per_task = saved["tasks"]
     summary = {**score(tasks, per_task), "by_output_size": size_breakdown(tasks, per_task),
-               "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
+               "by_size_rule": size_rule_breakdown(tasks, per_task), "near_misses": near_misses(tasks, per_task), "num_tasks": len(tasks)}
     if with_copy:
         summary["against_copy"] = against_copy(tasks, per_task)
     if with_baselines:
@@ -70,17 +81,34 @@ def against_copy(tasks, per_task) -> dict:
     return {"model_minus_copy": difference, **paired, "copy_per_cell": copy}
 
 
+def mean_by_size_rule(summaries: list[dict]) -> dict:
+    """Each size rule's figures (`by_size_rule`) averaged over several runs' summaries of the same tasks."""
+    rules = summaries[0]["by_size_rule"]
+    return {rule: {name: (sum(s["by_size_rule"][rule][name] for s in summaries) / len(summaries)
+                          if rules[rule][name] is not None else None) for name in rules[rule]}
+            for rule in rules}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("attempts", type=Path)
+    parser.add_argument("attempts", type=Path, nargs="+")
     parser.add_argument("--arc_version", default=None, help="default: the file's own")
     parser.add_argument("--against_copy", action="store_true", help="add attempt 1 - copy-the-input, paired")
     parser.add_argument("--against_baselines", action="store_true",
                         help="add attempt 1 - each trivial baseline (evaluate_arc.BASELINES), paired")
     args = parser.parse_args(argv)
-    saved = load_attempts(args.attempts)
-    training, evaluation = load_arc_tasks(args.arc_version or saved["summary"].get("arc_version", "1"))
-    summary = summarise_attempts(saved, training, evaluation, args.against_copy, args.against_baselines)
+    summaries = {}
+    for path in args.attempts:
+        saved = load_attempts(path)
+        training, evaluation = load_arc_tasks(args.arc_version or saved["summary"].get("arc_version", "1"))
+        summaries[str(path)] = summarise_attempts(saved, training, evaluation, args.against_copy, args.against_baselines)
+    if len(summaries) == 1:
+        summary = next(iter(summaries.values()))
+    else:
+        tasks = {s["num_tasks"] for s in summaries.values()}
+        if len(tasks) != 1:
+            raise ValueError(f"the files score different numbers of tasks ({sorted(tasks)}): no mean over them")
+        summary = {"runs": summaries, "mean_by_size_rule": mean_by_size_rule(list(summaries.values()))}
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -631,7 +631,7 @@ PRESETS: dict[str, dict] = {
     # 900-query head of `tiny` could not copy; `benchmarks/bench_copy.py --preset tiny --set cells_per_token=4`), and
     # the cell copy path (ARC per-cell +9.7 points [+0.5, +19.0] over 3 seeds, images and text unchanged).
     "tiny-efficientnet": dict(_TINY, pretrained_tower="efficientnet_lite0", grid_head_type="cells", cells_per_token=4,
-                              cell_copy_path=True),
+                              cell_copy_path=True, arc_input_alignment=True),
     # CPU (tests, the copy benchmark's smoke run).
     "arc-cells-tiny": dict(
         _ARC_CELLS, hidden_size=64, num_attention_heads=4, vit_num_layers=1, trm_num_layers=1, H_cycles=2,

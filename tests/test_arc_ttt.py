@@ -592,6 +592,24 @@ def test_a_saved_attempts_file_is_rescored_without_the_model(tmp_path):
         bench.summarise_attempts(saved, [], [])
 
 
+def test_several_attempts_files_are_averaged_per_size_rule(tmp_path, monkeypatch):
+    bench = load_file_module("arc_attempts_summary",
+                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    grid = [[3, 4], [5, 6]]
+    task = {"id": "t", "train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}
+    monkeypatch.setattr(bench, "load_arc_tasks", lambda version: ([], [task]))
+    paths = []
+    for index, attempt in enumerate((grid, [[3, 4], [0, 0]])):  # all 4 cells right, then 2
+        paths.append(tmp_path / f"seed{index}.json")
+        paths[-1].write_text(json.dumps({"summary": {"split": "evaluation"}, "tasks": {"t": {
+            "pass@1": index == 0, "pass@2": index == 0, "test_inputs": [{"attempts": [attempt]}]}}}))
+    summary = bench.main([str(path) for path in paths])
+    assert [run["pass@2"] for run in summary["runs"].values()] == [1.0, 0.0]
+    assert summary["mean_by_size_rule"]["keeps_size"]["model"] == pytest.approx(0.75)
+    assert summary["mean_by_size_rule"]["keeps_size"]["test_inputs"] == 1
+    assert summary["mean_by_size_rule"]["no_known_size"]["model"] is None  # no input of that rule
+
+
 def test_attempts_are_compared_with_copying_the_input_per_test_input():
     bench = load_file_module("arc_attempts_summary",
                              Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
@@ -646,3 +664,27 @@ def test_trivial_baselines_are_scored_as_the_model_is():
     assert baselines["copy_scaled_or_tiled"] == {"pass@1": 0.5, "exact_match": 0.5, "per_cell_accuracy": 0.5}
     assert baselines["copy_input"]["per_cell_accuracy"] == pytest.approx(0.25)
     assert baselines["copy_input"]["pass@1"] == 0.0
+
+
+def test_the_size_rule_breakdown_groups_inputs_by_what_the_demonstrations_name():
+    from vision_trm.train_scripts.evaluate_arc import size_rule_breakdown, size_rule_of
+
+    tasks = [
+        {"id": "keep", "train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]], "output": [[4, 3]]}]},
+        {"id": "tile", "train": [{"input": [[1, 2]], "output": [[1, 2, 1, 2]]}],
+         "test": [{"input": [[3, 4]], "output": [[3, 4, 3, 4]]}]},
+        {"id": "fixed", "train": [{"input": [[1, 2, 3]], "output": [[1, 1]]}, {"input": [[1]], "output": [[1, 1]]}],
+         "test": [{"input": [[5, 6, 7]], "output": [[5, 5]]}]},
+        {"id": "none", "train": [{"input": [[1]], "output": [[1, 1]]}, {"input": [[1]], "output": [[1], [1], [1]]}],
+         "test": [{"input": [[7, 8]], "output": [[7]]}]},
+    ]
+    assert [size_rule_of(t, t["test"][0]["input"]) for t in tasks] == ["keeps_size", "scaled_or_tiled",
+                                                                       "other_known_size", "no_known_size"]
+    answers = {"keep": [[4, 3]], "tile": [[3, 4]], "fixed": [[5, 5]], "none": [[9]]}
+    per_task = {name: {"test_inputs": [{"attempts": [answer]}]} for name, answer in answers.items()}
+    groups = size_rule_breakdown(tasks, per_task)
+    assert {rule: g["test_inputs"] for rule, g in groups.items()} == dict.fromkeys(groups, 1)
+    assert groups["keeps_size"]["model"] == 1.0 and groups["keeps_size"]["copy_input"] == 0.0
+    assert groups["scaled_or_tiled"]["model"] == 0.5 and groups["scaled_or_tiled"]["copy_scaled_or_tiled"] == 1.0
+    assert groups["no_known_size"]["single_cell_answers"] == 1 and groups["no_known_size"]["model"] == 0.0
+    assert groups["no_known_size"]["copy_input"] == 1.0  # [[7, 8]] overlaps the one-cell answer [[7]]

@@ -100,3 +100,19 @@ def test_the_main_job_knows_the_models_alignment_before_it_builds_the_data(tmp_p
                                                      config_overrides='{"arc_input_alignment": false}')) is False
     TRMConfig.from_preset("arc-tiny", arc_input_alignment=True).save_pretrained(tmp_path)
     assert configured_input_alignment(ModelArguments(model_name_or_path=str(tmp_path))) is True
+
+
+def test_the_main_jobs_preset_reads_aligned_inputs_even_where_it_falls_back_to_tiny(monkeypatch):
+    """`tiny-efficientnet` (the main job) aligns its ARC inputs; without the EfficientNet packages the main job falls
+    back to `tiny`, which must read the composite as it was written for the preset asked for."""
+    import sys
+
+    from vision_trm.configuration import PRESETS
+    from vision_trm.train_scripts.run_multimodal import ModelArguments, build_model, configured_input_alignment
+
+    assert PRESETS["tiny-efficientnet"]["arc_input_alignment"] is True
+    asked = ModelArguments(preset="tiny-efficientnet")
+    assert configured_input_alignment(asked) is True
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # the import fails
+    model, preset = build_model(asked, num_task_ids=3)
+    assert preset == "tiny" and model.config.arc_input_alignment is True

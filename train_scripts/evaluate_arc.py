@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vision_trm.modeling_trm import TRMModel
-from vision_trm.processing import TRMProcessor
+from vision_trm.processing import TRMProcessor, aligned_input, output_size_from_demonstrations
 from vision_trm.train_scripts.arc_voting import (
     attempts_report,
     check_grid_head,
@@ -169,8 +169,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
                                 "pass@2": all(any(t["correct"]) for t in test_inputs), "test_inputs": test_inputs,
                                 "ttt": fitting.get(task["id"])}
     summary = {**score(tasks, per_task), "baselines": trivial_baselines(tasks),
-               "by_output_size": size_breakdown(tasks, per_task), "near_misses": near_misses(tasks, per_task),
-               "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
+               "by_output_size": size_breakdown(tasks, per_task), "by_size_rule": size_rule_breakdown(tasks, per_task),
+               "near_misses": near_misses(tasks, per_task), "num_views": num_views, "size_from_demonstrations": size_from_demonstrations, "ttt_steps": ttt_steps,
                "ttt_max_seconds": ttt_max_seconds, **{f"ttt_{k}": v for k, v in (ttt_kwargs or {}).items()},
                "seconds": round(time.perf_counter() - started, 1)}
     return summary, per_task
@@ -242,6 +242,49 @@ def size_breakdown(tasks, per_task) -> dict:
         "kept_size_cells_edited_right": edited_right, "kept_size_cells_edited_wrong": edited_wrong,
         "kept_size_cells_the_answers_change": answer_changes,
     }
+
+
+SIZE_RULES = ("keeps_size", "scaled_or_tiled", "other_known_size", "no_known_size")
+
+
+def size_rule_of(task: dict, test_input) -> str:
+    """Which of `SIZE_RULES` the demonstrations of `task` give `test_input` (no hindsight: the answer is not read):
+    the input's own size; a size the input is upscaled or tiled to (`processing.aligned_input`); another size they
+    agree on (a fixed size or a scale neither copy fits); or none."""
+    size = output_size_from_demonstrations(task["train"], test_input) if task["train"] else None
+    if size is None:
+        return "no_known_size"
+    if size == np.shape(test_input):
+        return "keeps_size"
+    return "scaled_or_tiled" if aligned_input(task["train"], test_input).shape == size else "other_known_size"
+
+
+def size_rule_breakdown(tasks, per_task) -> dict:
+    """Attempt 1 beside copy-the-input and the copied, scaled or tiled input, per size rule the demonstrations give
+    (`size_rule_of`): test inputs, per-cell accuracy of each (the mean over the group's inputs), and how many
+    answers are a single cell (the frame a model unsure of the size falls back to)."""
+    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+    baselines = {}
+    for name in ("copy_input", "copy_scaled_or_tiled"):
+        answered = {task["id"]: {"test_inputs": [{"attempts": [BASELINES[name](task, pair["input"])]}
+                                                 for pair in task["test"]]} for task in tasks}
+        baselines[name] = score(tasks, answered, per_input=True)["per_input_cell_accuracy"]
+    groups = {rule: {"test_inputs": 0, "model": 0.0, "copy_input": 0.0, "copy_scaled_or_tiled": 0.0,
+                     "single_cell_answers": 0} for rule in SIZE_RULES}
+    index = 0
+    for task in tasks:
+        for report, pair in zip(per_task[task["id"]]["test_inputs"], task["test"]):
+            group = groups[size_rule_of(task, pair["input"])]
+            group["test_inputs"] += 1
+            group["model"] += model[index]
+            for name, values in baselines.items():
+                group[name] += values[index]
+            group["single_cell_answers"] += bool(report["attempts"]) and np.shape(report["attempts"][0]) == (1, 1)
+            index += 1
+    for group in groups.values():
+        for name in ("model", "copy_input", "copy_scaled_or_tiled"):
+            group[name] = group[name] / group["test_inputs"] if group["test_inputs"] else None
+    return groups
 
 
 def near_misses(tasks, per_task) -> dict:

