@@ -357,6 +357,8 @@ def test_card_from_run_multimodal_results():
             "model": {"per_cell_accuracy": 0.4, "exact_match": 0.0, "pass@1": 0.0},
             "copy_input": {"per_cell_accuracy": 0.6, "exact_match": 0.01, "pass@1": 0.01},
             "majority_colour": {"per_cell_accuracy": 0.5, "exact_match": 0.0, "pass@1": 0.0},
+            "copy_scaled_or_tiled": {"per_cell_accuracy": 0.64, "exact_match": 0.01, "pass@1": 0.01},
+            "model_size_from_demonstrations": {"per_cell_accuracy": 0.61, "exact_match": 0.0, "pass@1": 0.0},
         },
     }
     card = build_model_card(results, {"preset": "tiny"}, eval_command="python train_scripts/run_multimodal.py")
@@ -368,7 +370,8 @@ def test_card_from_run_multimodal_results():
         "arc-agi-1": {"per_cell_accuracy", "exact_match", "pass@1"},
     }
     assert "| 0.62 | 0.1 (chance) |" in card.content
-    assert "copy-input 0.6, majority-colour 0.5" in card.content
+    assert "copy-input 0.6, majority-colour 0.5, copy-scaled-or-tiled 0.64" in card.content
+    assert "| 0.61 | copy-input 0.6, copy-scaled-or-tiled 0.64 |" in card.content  # at the demonstrations' size
     assert "python train_scripts/run_multimodal.py" in card.content
 
 

@@ -246,14 +246,17 @@ def arc_rows(r: dict) -> list[dict]:
     rows = []
     for metric in ("per_cell_accuracy", "exact_match", "pass@1"):
         if metric in r["model"]:
-            baselines = [f"{name.replace('_', '-')} {_pct(r[name][metric])}" for name in ("copy_input", "majority_colour")
+            baselines = [f"{name.replace('_', '-')} {_pct(r[name][metric])}"
+                         for name in ("copy_input", "majority_colour", "copy_scaled_or_tiled")
                          if isinstance(r.get(name), dict) and metric in r[name]]
             rows.append(row(metric, metric, r["model"][metric], ", ".join(baselines) or None))
     at_size = r.get("model_size_from_demonstrations")
     if isinstance(at_size, dict) and "per_cell_accuracy" in at_size:
-        copy = r.get("copy_input", {}).get("per_cell_accuracy")
+        baselines = [f"{name.replace('_', '-')} {_pct(r[name]['per_cell_accuracy'])}"
+                     for name in ("copy_input", "copy_scaled_or_tiled")
+                     if isinstance(r.get(name), dict) and "per_cell_accuracy" in r[name]]
         rows.append(row("per_cell_accuracy", "per_cell_accuracy, answers at the size the demonstrations agree on",
-                        at_size["per_cell_accuracy"], None if copy is None else f"copy-input {_pct(copy)}"))
+                        at_size["per_cell_accuracy"], ", ".join(baselines) or None))
     return rows
 
 
