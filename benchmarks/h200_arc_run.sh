@@ -17,6 +17,7 @@
 #   run(carry=[".device_carry"], command="OVERRIDES='{\"H_cycles\":1,\"L_cycles\":1,\"deep_supervision_steps\":1}' MINUTES=7.5 STEPS=6500 bash benchmarks/h200_arc_run.sh")
 #   # cropped cell canvases: add \"crop_cell_canvas\":true to OVERRIDES (the recipe default --arc_canvas_slack 4 applies)
 #   # without colour permutations: add \"arc_view_parts\":[\"dihedral\",\"translation\"] to OVERRIDES and vote with VIEWS=8
+#   # inputs aligned to the demonstrations' output size (on in the CPU main job since 2026-12-07): add \"arc_input_alignment\":true to OVERRIDES
 #   # FIT=f fits the cosine schedule to MINUTES (--schedule_fraction_at_time_cap f; STEPS is then only an upper bound):
 #   # FIT=1 anneals to 0 at the cap; FIT=0.8 matches the plain-ViT arm, whose time cap came at 5,195 of 6,500 steps.
 #   # DEMOS=1 also scores, here after the vote, the fit on what the run trained on: the 1,363 evaluation
