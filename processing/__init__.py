@@ -29,7 +29,7 @@ from .grids import (
     validate_grid,
 )
 from .image_processing_trm import TRMImageProcessor
-from .input_alignment import ALIGNMENT_RULES, align_task, aligned_input, resized_copies
+from .input_alignment import align_task, aligned_input, resized_copies
 from .output_size import output_size_from_demonstrations
 from .photos import array_to_float_rgb, photo_to_chw, pil_to_float_rgb
 from .processing_trm import TRMProcessor, is_grid_like, validate_task

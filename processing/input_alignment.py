@@ -18,9 +18,6 @@ import numpy as np
 
 from .output_size import output_size_from_demonstrations
 
-ALIGNMENT_RULES = ("copy", "upscaled", "tiled")
-
-
 def resized_copies(grid, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """`grid` at `size`: each cell made a block (`upscaled`) or the whole grid repeated (`tiled`) where `size` is a
     whole multiple of the grid's own, other than 1x1; the plain `copy` always."""

@@ -131,7 +131,8 @@ def arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks=(), align_i
             heldout.append({"task_name": task["id"], "test_index": index, "input": pair["input"],
                             "output": pair.get("output"), "demos": task["train"],
                             "given_input": original["test"][index]["input"],
-                            "scaled_or_tiled": aligned_input(original["train"], original["test"][index]["input"]).tolist()})
+                            "scaled_or_tiled": pair["input"] if align_inputs else aligned_input(
+                                original["train"], original["test"][index]["input"]).tolist()})
     for task in extra_tasks:
         for pair in task["train"] + task["test"]:
             train_pairs.append({"task_name": task["id"], "input": pair["input"], "output": pair["output"],

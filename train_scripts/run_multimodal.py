@@ -544,16 +544,15 @@ def train_arc(model_args, data_args, training_args, recipe_args, argv) -> dict:
     # With arc_input_alignment every input is replaced by the one the model reads, here and at inference.
     train_pairs, heldout = arc_protocol_split(training_tasks, evaluation_tasks, extra_tasks,
                                               align_inputs=config.arc_input_alignment)
-    if config.arc_input_alignment:
-        training_tasks, evaluation_tasks, extra_tasks = ([align_task(task) for task in tasks] for tasks in
-                                                          (training_tasks, evaluation_tasks, extra_tasks))
     train_pairs = select_training_pairs(train_pairs, recipe_args.arc_training_pairs)
     if "grid" not in config.heads or config.grid_head_type != "cells":
         raise ValueError(f"--recipe arc needs the cell head (grid_head_type='cells', e.g. --preset arc); preset "
                          f"{preset} has heads={config.heads}, grid_head_type={config.grid_head_type!r}")
     processor = TRMProcessor.from_config(config, task_vocabulary=vocabulary)
-    # With crop_cell_canvas each task is read on its own crop (its largest known grid + frame), here and at inference.
-    canvas_cells = ({task["id"]: task_canvas_cells(task, processor.image_processor.tokens_per_side)
+    # With crop_cell_canvas each task is read on its own crop (its largest known grid + frame, the inputs as the
+    # model reads them), here and at inference.
+    canvas_cells = ({task["id"]: task_canvas_cells(align_task(task) if config.arc_input_alignment else task,
+                                                   processor.image_processor.tokens_per_side)
                      for task in training_tasks + evaluation_tasks + extra_tasks} if config.crop_cell_canvas else None)
     bank = ArcPairBank(train_pairs, vocabulary, config.max_grid_size, canvas_cells).to(training_args.device)
     logger.info("ARC recipe, preset %s: %.2fM trainable parameters, %d training pairs, %d held-out test inputs",
