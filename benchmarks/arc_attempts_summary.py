@@ -3,7 +3,9 @@ pass@1 / pass@2, the size breakdown and the near misses, without the model. `--a
 per-cell accuracy minus copy-the-input's, paired per test input, with a 95% t-interval over the test inputs (the
 interval covers the choice of inputs, not the training seed). `--against_baselines` does the same against each
 trivial baseline of `evaluate_arc.BASELINES` (copy, majority colour, and copy / upscale / tile chosen on the
-demonstrations). The size breakdown counts the cells attempt 1 edits.
+demonstrations), and again over the union of answer and target (`against_baselines_over_union`: an answer larger
+than its target, a copied input where the answer is a crop of it, loses its extra cells). The size breakdown counts
+the cells attempt 1 edits.
 
     python benchmarks/arc_attempts_summary.py benchmarks/results/h200_arc_main_run_rope_attempts.json.gz
     python benchmarks/arc_attempts_summary.py <attempts.json> --against_copy
@@ -11,7 +13,8 @@ demonstrations). The size breakdown counts the cells attempt 1 edits.
     python benchmarks/arc_attempts_summary.py <seed 1 attempts> <seed 2 attempts> ...   # + the mean over the files
 
 Given several files (runs of one arm, e.g. one per seed) it prints each file's summary under `runs` and, under
-`mean_by_size_rule`, each size rule's figures averaged over the files.
+`mean_by_size_rule`, each size rule's figures averaged over the files; with `--against_baselines`, also
+`against_baselines_over_runs`: attempt 1 minus each baseline with an interval over the files (over the seeds).
 """
 
 from __future__ import annotations
@@ -54,20 +57,25 @@ def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy:
     if with_copy:
         summary["against_copy"] = against_copy(tasks, per_task)
     if with_baselines:
-        model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
-        summary["against_baselines"] = {name: against_baseline(tasks, per_task, name, model) for name in BASELINES}
+        scored = score(tasks, per_task, per_input=True)
+        for suffix, figure in (("", "per_input_cell_accuracy"), ("_over_union", "per_input_cell_accuracy_over_union")):
+            summary[f"against_baselines{suffix}"] = {
+                name: against_baseline(tasks, per_task, name, scored[figure], over_union=bool(suffix))
+                for name in BASELINES}
     return summary
 
 
-def against_baseline(tasks, per_task, name: str, model: list[float] | None = None) -> dict:
+def against_baseline(tasks, per_task, name: str, model: list[float] | None = None, over_union: bool = False) -> dict:
     """Attempt 1's per-cell accuracy minus the baseline `name`'s, per test input: mean, 95% interval, n (`model`:
-    attempt 1's per-input accuracies, when already scored)."""
+    attempt 1's per-input accuracies, when already scored; `over_union`: both over the union of answer and target,
+    where an answer larger than its target loses its extra cells)."""
+    figure = "per_input_cell_accuracy_over_union" if over_union else "per_input_cell_accuracy"
     if model is None:
-        model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
+        model = score(tasks, per_task, per_input=True)[figure]
     answer = BASELINES[name]
     answered = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
                 for task in tasks}
-    baseline = score(tasks, answered, per_input=True)["per_input_cell_accuracy"]
+    baseline = score(tasks, answered, per_input=True)[figure]
     difference = mean_ci([m - b for m, b in zip(model, baseline)])
     return {"model_minus_baseline": difference["mean"], "low": difference["mean"] - difference["ci95"],
             "high": difference["mean"] + difference["ci95"], "test_inputs": difference["n"],
@@ -79,6 +87,20 @@ def against_copy(tasks, per_task) -> dict:
     paired = against_baseline(tasks, per_task, "copy_input")
     difference, copy = paired.pop("model_minus_baseline"), paired.pop("baseline_per_cell")
     return {"model_minus_copy": difference, **paired, "copy_per_cell": copy}
+
+
+def against_baselines_over_runs(summaries: list[dict]) -> dict:
+    """Attempt 1 minus each baseline, one difference per run (its mean over the test inputs), with a 95% t-interval over
+    the runs: the interval covers the training seed. Plain and over the union of answer and target."""
+    figures = {}
+    for key in ("against_baselines", "against_baselines_over_union"):
+        figures[key] = {}
+        for name in summaries[0][key]:
+            difference = mean_ci([s[key][name]["model_minus_baseline"] for s in summaries])
+            figures[key][name] = {"model_minus_baseline": difference["mean"], "low": difference["mean"] - difference["ci95"],
+                                  "high": difference["mean"] + difference["ci95"], "runs": difference["n"],
+                                  "baseline_per_cell": summaries[0][key][name]["baseline_per_cell"]}
+    return figures
 
 
 def mean_by_size_rule(summaries: list[dict]) -> dict:
@@ -109,6 +131,8 @@ def main(argv=None) -> dict:
         if len(tasks) != 1:
             raise ValueError(f"the files score different numbers of tasks ({sorted(tasks)}): no mean over them")
         summary = {"runs": summaries, "mean_by_size_rule": mean_by_size_rule(list(summaries.values()))}
+        if args.against_baselines:
+            summary["against_baselines_over_runs"] = against_baselines_over_runs(list(summaries.values()))
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -3,8 +3,10 @@
 Each run is a folder written by `python train_scripts/run_multimodal.py ... --seed S --output_dir <folder>`. The
 record holds, per seed and arm, the held-out figures (Fashion-MNIST accuracy, KJV perplexity, ARC per cell in the
 model's own frame and at the size the demonstrations agree on, exact matches, the copy baselines) and, over seeds, the
-paired difference arm - default with a 95% t-interval, and each arm's ARC at the demonstrations' size minus
-copy-the-input and minus the copied, upscaled or tiled input (the interval covers the seeds).
+paired difference arm - default with a 95% t-interval, and each arm's ARC at the demonstrations' size minus each copy
+baseline the runs scored (copy-the-input, the copied, upscaled or tiled input, that copy cut or padded to the
+demonstrations' size), also over the union of answer and target (`_over_union`) where the runs measured it (the
+interval covers the seeds).
 
     python benchmarks/main_job_paired_record.py --arm /work/runs/aligned_seed42 /work/runs/aligned_seed1 ... \
         --default /work/runs/default_seed42 ... --name input_alignment --what "..." \
@@ -22,6 +24,7 @@ from pathlib import Path
 from vision_trm.train_scripts.experiments.core import difference_ci
 
 FIGURES = ("arc", "arc_at_size", "fashion", "kjv")
+COPY_BASELINES = ("copy_input", "copy_scaled_or_tiled", "copy_at_demonstrated_size")
 
 
 def run_figures(folder: Path) -> dict:
@@ -38,11 +41,17 @@ def run_figures(folder: Path) -> dict:
         "date": results["date"], "arc": arc["model"]["per_cell_accuracy"],
         "arc_at_size": arc["model_size_from_demonstrations"]["per_cell_accuracy"],
         "arc_exact": arc["model"]["exact_match"], "arc_exact_at_size": arc["model_size_from_demonstrations"]["exact_match"],
-        "copy_input": arc["copy_input"]["per_cell_accuracy"], "fashion": results["fashion_mnist"]["accuracy"],
-        "kjv": results["kjv"]["perplexity"], "train_seconds": round(results["train"]["all"]["train_runtime"], 1),
+        "fashion": results["fashion_mnist"]["accuracy"], "kjv": results["kjv"]["perplexity"],
+        "train_seconds": round(results["train"]["all"]["train_runtime"], 1),
     }
-    if "copy_scaled_or_tiled" in arc:
-        figures["copy_scaled_or_tiled"] = arc["copy_scaled_or_tiled"]["per_cell_accuracy"]
+    over_union = "per_cell_accuracy_over_union"
+    if over_union in arc["model_size_from_demonstrations"]:
+        figures["arc_at_size_over_union"] = arc["model_size_from_demonstrations"][over_union]
+    for name in COPY_BASELINES:
+        if name in arc:
+            figures[name] = arc[name]["per_cell_accuracy"]
+            if over_union in arc[name]:
+                figures[f"{name}_over_union"] = arc[name][over_union]
     return figures
 
 
@@ -67,11 +76,12 @@ def paired_record(arm: dict[int, dict], default: dict[int, dict]) -> dict:
         name: rounded(difference_ci([arm[s][name] for s in seeds], [default[s][name] for s in seeds], paired=True))
         for name in FIGURES}}
     for label, runs in (("arm", arm), ("default", default)):
-        record[f"{label}_at_size_minus_copy_input"] = rounded(difference_ci(
-            [runs[s]["arc_at_size"] for s in seeds], [runs[s]["copy_input"] for s in seeds], paired=True))
-        if all("copy_scaled_or_tiled" in runs[s] for s in seeds):
-            record[f"{label}_at_size_minus_copy_scaled_or_tiled"] = rounded(difference_ci(
-                [runs[s]["arc_at_size"] for s in seeds], [runs[s]["copy_scaled_or_tiled"] for s in seeds], paired=True))
+        for suffix in ("", "_over_union"):
+            for name in COPY_BASELINES:
+                if all(f"arc_at_size{suffix}" in runs[s] and f"{name}{suffix}" in runs[s] for s in seeds):
+                    record[f"{label}_at_size{suffix}_minus_{name}"] = rounded(difference_ci(
+                        [runs[s][f"arc_at_size{suffix}"] for s in seeds], [runs[s][f"{name}{suffix}"] for s in seeds],
+                        paired=True))
     return record
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
+from file_modules import REPO, load_file_module
 from tiny_models import small_clip_config
 from vision_trm.configuration import IDENTITY_AUGMENTATION, TRMConfig
 from vision_trm.configuration.conventions import BACKGROUND_CLASS
@@ -367,13 +368,7 @@ def test_arc_training_pairs_flag_is_validated():
 
 
 def test_memorisation_benchmark_reports_its_fit_and_never_overwrites(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_arc_memorise.py"
-    spec = importlib.util.spec_from_file_location("bench_arc_memorise", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_file_module("bench_arc_memorise", REPO / "benchmarks" / "bench_arc_memorise.py")
     output = tmp_path / "fit.json"
     argv = ["--tasks", "1", "--max_side", "6", "--steps", "2", "--eval_every", "1", "--views", "colours",
             "--set", "hidden_size=32", "--set", "num_attention_heads=2", "--output", str(output)]

@@ -1,23 +1,19 @@
 """`benchmarks/arc_run_record.py`: a segment's record is read from what the run wrote, from the run folder or from the
 `run.tar.gz` a device call returns, and agrees with the run's own results."""
 
-import importlib.util
 import json
 import tarfile
-from pathlib import Path
 
 import pytest
 
+from file_modules import REPO, load_file_module
 from vision_trm.train_scripts import run_multimodal
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "arc_run_record.py"
+SCRIPT = REPO / "benchmarks" / "arc_run_record.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("arc_run_record", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module("arc_run_record", SCRIPT)
 
 
 @pytest.fixture(scope="module")

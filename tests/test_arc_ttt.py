@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import json
 import os
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from file_modules import REPO, load_file_module
 from vision_trm.configuration import MODALITY_GRID, TRMConfig
 from vision_trm.modeling_trm import TRMForMultitaskReasoning, TRMModel
 from vision_trm.processing import TRMProcessor
@@ -32,18 +30,8 @@ from vision_trm.train_scripts.arc_voting import predict_test_inputs, vote, votin
 from vision_trm.train_scripts.evaluate_arc import evaluate_arc_tasks
 from vision_trm.train_scripts.test_time_training import demonstration_batch, fitting_view_parts, solve_arc_task
 
-REPO = Path(__file__).resolve().parents[1]
 SIDE = 6  # the largest grid of the shrunk config
 PRETRAIN_STEPS, PRETRAIN_BATCH = 150, 8
-
-
-def load_file_module(name: str, path: Path):
-    """A script that is not part of the installed package (the copy benchmark, the Space), loaded from its file."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager
@@ -468,7 +456,21 @@ def test_the_main_jobs_arc_table_copies_the_given_input_beside_the_aligned_one(c
     results = evaluation.evaluate_arc_heldout(model, MultimodalCollator(processor), datasets.Dataset.from_list([row]))
     assert results["model"]["exact_match"] == results["copy_scaled_or_tiled"]["exact_match"] == 1.0
     assert results["copy_input"]["exact_match"] == 0.0 and results["copy_input"]["per_cell_accuracy"] < 0.25
-    assert "copied, upscaled or tiled input 100.0% |" in evaluation.format_table({"arc": results})
+    table = evaluation.format_table({"arc": results})
+    assert "copied, upscaled or tiled input 100.0% |" in table
+    assert "| the same, cells right over the union of answer and target | 100.0% |" in table
+
+
+def test_against_a_baseline_over_the_union_copying_a_larger_input_gets_no_free_cells():
+    bench = load_file_module("arc_attempts_summary", REPO / "benchmarks" / "arc_attempts_summary.py")
+    given, target = [[1, 2, 0], [3, 4, 0], [0, 0, 0]], [[1, 2], [3, 4]]  # the answer is the input's corner
+    tasks = [{"id": name, "train": [], "test": [{"input": given, "output": target}]} for name in ("a", "b")]
+    per_task = {name: {"test_inputs": [{"attempts": [target]}]} for name in ("a", "b")}  # both exact
+    plain = bench.against_baseline(tasks, per_task, "copy_input")
+    over_union = bench.against_baseline(tasks, per_task, "copy_input", over_union=True)
+    assert plain["baseline_per_cell"] == 1.0 and plain["model_minus_baseline"] == 0.0  # copying looks perfect
+    assert over_union["baseline_per_cell"] == pytest.approx(4 / 9)
+    assert over_union["model_minus_baseline"] == pytest.approx(5 / 9)
 
 
 def test_the_size_breakdown_sets_attempt_one_beside_copying():
@@ -577,8 +579,7 @@ def test_near_misses_count_answers_close_to_exact_and_solved_tasks_by_size():
 def test_a_saved_attempts_file_is_rescored_without_the_model(tmp_path):
     import gzip
 
-    bench = load_file_module("arc_attempts_summary",
-                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    bench = load_file_module("arc_attempts_summary", REPO / "benchmarks" / "arc_attempts_summary.py")
     grid = [[3, 4], [5, 6]]
     task = {"id": "t", "train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}
     saved = {"summary": {"split": "evaluation", "arc_version": "1"},
@@ -593,8 +594,7 @@ def test_a_saved_attempts_file_is_rescored_without_the_model(tmp_path):
 
 
 def test_several_attempts_files_are_averaged_per_size_rule(tmp_path, monkeypatch):
-    bench = load_file_module("arc_attempts_summary",
-                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    bench = load_file_module("arc_attempts_summary", REPO / "benchmarks" / "arc_attempts_summary.py")
     grid = [[3, 4], [5, 6]]
     task = {"id": "t", "train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}
     monkeypatch.setattr(bench, "load_arc_tasks", lambda version: ([], [task]))
@@ -608,11 +608,14 @@ def test_several_attempts_files_are_averaged_per_size_rule(tmp_path, monkeypatch
     assert summary["mean_by_size_rule"]["keeps_size"]["model"] == pytest.approx(0.75)
     assert summary["mean_by_size_rule"]["keeps_size"]["test_inputs"] == 1
     assert summary["mean_by_size_rule"]["no_known_size"]["model"] is None  # no input of that rule
+    compared = bench.main([str(path) for path in paths] + ["--against_baselines"])["against_baselines_over_runs"]
+    copying = compared["against_baselines_over_union"]["copy_input"]  # the copy is the answer: 1.0 every run
+    assert copying["model_minus_baseline"] == pytest.approx((0.0 - 0.5) / 2) and copying["runs"] == 2
+    assert copying["low"] < -0.25 < copying["high"]
 
 
 def test_attempts_are_compared_with_copying_the_input_per_test_input():
-    bench = load_file_module("arc_attempts_summary",
-                             Path(__file__).resolve().parents[1] / "benchmarks" / "arc_attempts_summary.py")
+    bench = load_file_module("arc_attempts_summary", REPO / "benchmarks" / "arc_attempts_summary.py")
     given, target = [[1, 1], [1, 1]], [[1, 2], [2, 2]]  # copying gets 1 of 4 cells
     tasks = [{"id": "a", "train": [], "test": [{"input": given, "output": target}]},
              {"id": "b", "train": [], "test": [{"input": given, "output": target}]}]
@@ -651,6 +654,20 @@ def test_the_scaled_or_tiled_copy_baseline_picks_the_rule_the_demonstrations_fol
     assert copy_scaled_or_tiled_grid(fixed, [[5, 6]]) == [[5, 6]]
 
 
+def test_the_copy_at_the_demonstrated_size_is_cut_or_padded_to_that_size():
+    from vision_trm.train_scripts.evaluation import copy_at_demonstrated_size_grid, copy_at_size
+
+    assert copy_at_size([[1, 2, 3], [4, 5, 6]], (1, 2)) == [[1, 2]]  # cut, top-left kept
+    assert copy_at_size([[7, 7], [7, 1]], (3, 3)) == [[7, 7, 7], [7, 1, 7], [7, 7, 7]]  # padded with its commonest colour
+    assert copy_at_size([[1, 2]], None) == copy_at_size([[1, 2]], ()) == [[1, 2]]
+    crop = [{"input": [[1, 2, 3], [4, 5, 6]], "output": [[1, 2]]}, {"input": [[5, 5, 5]], "output": [[5, 5]]}]
+    assert copy_at_demonstrated_size_grid(crop, [[8, 9, 0], [0, 0, 0]]) == [[8, 9]]  # every answer is 1 x 2
+    tiling = [{"input": [[1, 2]], "output": [[1, 2, 1, 2]]}]
+    assert copy_at_demonstrated_size_grid(tiling, [[3, 4]]) == [[3, 4, 3, 4]]  # resized first, then already its size
+    no_size = [{"input": [[1]], "output": [[1, 1]]}, {"input": [[1]], "output": [[1], [1], [1]]}]
+    assert copy_at_demonstrated_size_grid(no_size, [[7, 8]]) == [[7, 8]]  # no size named: the input as given
+
+
 def test_trivial_baselines_are_scored_as_the_model_is():
     from vision_trm.train_scripts.evaluate_arc import trivial_baselines
 
@@ -659,9 +676,10 @@ def test_trivial_baselines_are_scored_as_the_model_is():
              {"id": "flip", "train": [{"input": [[1, 2]], "output": [[2, 1]]}],
               "test": [{"input": [[4, 5]], "output": [[5, 4]]}]}]
     baselines = trivial_baselines(tasks)
-    assert set(baselines) == {"copy_input", "majority_colour", "copy_scaled_or_tiled"}
+    assert set(baselines) == {"copy_input", "majority_colour", "copy_scaled_or_tiled", "copy_at_demonstrated_size"}
     # Tiling solves the first task; copying gets half of its cells (the overlap) and none of the flip's.
-    assert baselines["copy_scaled_or_tiled"] == {"pass@1": 0.5, "exact_match": 0.5, "per_cell_accuracy": 0.5}
+    assert baselines["copy_scaled_or_tiled"] == {"pass@1": 0.5, "exact_match": 0.5, "per_cell_accuracy": 0.5,
+                                                 "per_cell_accuracy_over_union": 0.5}
     assert baselines["copy_input"]["per_cell_accuracy"] == pytest.approx(0.25)
     assert baselines["copy_input"]["pass@1"] == 0.0
 
@@ -688,3 +706,5 @@ def test_the_size_rule_breakdown_groups_inputs_by_what_the_demonstrations_name()
     assert groups["scaled_or_tiled"]["model"] == 0.5 and groups["scaled_or_tiled"]["copy_scaled_or_tiled"] == 1.0
     assert groups["no_known_size"]["single_cell_answers"] == 1 and groups["no_known_size"]["model"] == 0.0
     assert groups["no_known_size"]["copy_input"] == 1.0  # [[7, 8]] overlaps the one-cell answer [[7]]
+    assert groups["no_known_size"]["copy_input_over_union"] == 0.5  # ... but is one cell too wide
+    assert groups["scaled_or_tiled"]["model_over_union"] == 0.5 and groups["keeps_size"]["model_over_union"] == 1.0

@@ -48,6 +48,20 @@ def test_arc_exact_match_pass_at_k_and_cells():
     assert per_input["per_input_cell_accuracy"] == pytest.approx([0, 0.5, 1, 1])
     wrong_shape = metric.compute(predictions=[json.dumps([[1, 1, 1]])], references=[json.dumps([[1], [1]])])
     assert wrong_shape["exact_match"] == 0.0 and wrong_shape["per_cell_accuracy"] == pytest.approx(0.5)
+    # 1 cell right of a union of 4 (target 2, answer 3, overlap 1): the extra answer cells count as wrong
+    assert wrong_shape["per_cell_accuracy_over_union"] == pytest.approx(1 / 4)
+
+
+def test_per_cell_accuracy_over_the_union_charges_an_answer_larger_than_its_target():
+    metric = load("arc_exact_match")
+    target = [[1, 2], [3, 4]]
+    too_large = [[1, 2, 0], [3, 4, 0], [0, 0, 0]]  # every target cell right, 5 cells too many
+    too_small = [[1]]
+    result = metric.compute(predictions=[json.dumps(too_large), json.dumps(too_small), json.dumps(target)],
+                            references=[json.dumps(target)] * 3, per_input=True)
+    assert result["per_input_cell_accuracy"] == pytest.approx([1.0, 0.25, 1.0])  # the plain score is fooled
+    assert result["per_input_cell_accuracy_over_union"] == pytest.approx([4 / 9, 0.25, 1.0])
+    assert result["per_cell_accuracy_over_union"] == pytest.approx((4 / 9 + 0.25 + 1) / 3)
 
 
 def test_collator_shapes(tmp_path):

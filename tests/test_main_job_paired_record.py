@@ -1,29 +1,33 @@
 """`benchmarks/main_job_paired_record.py`: one change to the main job against the default, paired by seed, read from
 the runs' `eval_results.json`."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "main_job_paired_record.py"
+from file_modules import REPO, load_file_module
+
+SCRIPT = REPO / "benchmarks" / "main_job_paired_record.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("main_job_paired_record", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module("main_job_paired_record", SCRIPT)
 
 
-def fake_run(folder: Path, seed: int, arc_at_size: float, kjv: float, scaled_or_tiled: bool = True) -> str:
-    """The parts of a main job's `eval_results.json` the record reads."""
+def fake_run(folder: Path, seed: int, arc_at_size: float, kjv: float, scaled_or_tiled: bool = True,
+             over_union: bool = False) -> str:
+    """The parts of a main job's `eval_results.json` the record reads (`over_union`: a run scored since the
+    per-cell accuracy over the union of answer and target and the copy at the demonstrations' size exist)."""
     arc = {"model": {"per_cell_accuracy": arc_at_size - 0.05, "exact_match": 0.0},
            "model_size_from_demonstrations": {"per_cell_accuracy": arc_at_size, "exact_match": 0.0},
            "copy_input": {"per_cell_accuracy": 0.6}}
     if scaled_or_tiled:
         arc["copy_scaled_or_tiled"] = {"per_cell_accuracy": 0.64}
+    if over_union:
+        arc["model_size_from_demonstrations"]["per_cell_accuracy_over_union"] = arc_at_size - 0.01
+        arc["copy_input"]["per_cell_accuracy_over_union"] = 0.55
+        arc["copy_at_demonstrated_size"] = {"per_cell_accuracy": 0.64, "per_cell_accuracy_over_union": 0.62}
     folder.mkdir(parents=True)
     (folder / "eval_results.json").write_text(json.dumps({
         "seed": seed, "command": f"python train_scripts/run_multimodal.py --seed {seed}", "hardware": "test CPU",
@@ -46,9 +50,22 @@ def test_the_record_pairs_the_arms_by_seed_and_never_overwrites(tmp_path):
     assert difference == pytest.approx(0.04) and low < difference < high
     assert record["default_at_size_minus_copy_scaled_or_tiled"][0] == pytest.approx(-0.02)
     assert json.loads(output.read_text())["aligned"]["2"]["arc_at_size"] == pytest.approx(0.64)
+    assert not any("over_union" in key or "demonstrated_size" in key for key in record)  # runs that measured neither
     with pytest.raises(SystemExit, match="never overwrites"):
         script.main(["--arm", *arm, "--default", *default, "--name", "aligned", "--what", "again",
                      "--output", str(output)])
+
+
+def test_the_record_sets_each_arm_against_every_copy_baseline_also_over_the_union(tmp_path):
+    script = load_script()
+    arm = [fake_run(tmp_path / f"arm{s}", s, 0.62 + 0.01 * s, 6.5, over_union=True) for s in (1, 2)]
+    default = [fake_run(tmp_path / f"default{s}", s, 0.60, 6.6, over_union=True) for s in (1, 2)]
+    record = script.main(["--arm", *arm, "--default", *default, "--name", "x", "--what", "x",
+                          "--output", str(tmp_path / "record.json")])
+    assert record["default_at_size_over_union_minus_copy_input"][0] == pytest.approx(0.59 - 0.55)
+    assert record["default_at_size_over_union_minus_copy_at_demonstrated_size"][0] == pytest.approx(0.59 - 0.62)
+    assert record["arm_at_size_minus_copy_at_demonstrated_size"][0] == pytest.approx(0.635 - 0.64)
+    assert "arm_at_size_over_union_minus_copy_scaled_or_tiled" not in record  # that baseline has no union figure here
 
 
 def test_the_record_refuses_too_few_shared_seeds_and_unfinished_runs(tmp_path):

@@ -4,10 +4,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +20,11 @@ import gradio_client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from file_modules import REPO, load_file_module  # noqa: E402
 from vision_trm.configuration import TRMConfig  # noqa: E402
 from vision_trm.modeling_trm import TRMModel  # noqa: E402
 from vision_trm.processing import TRMProcessor  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 APP_PATH = REPO / "spaces_app" / "app.py"
 LABELS = ["tee", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 
@@ -40,11 +38,7 @@ def save_tiny_checkpoint(folder: Path) -> Path:
 
 
 def load_app_module():
-    spec = importlib.util.spec_from_file_location("trm_space_app", APP_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["trm_space_app"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module("trm_space_app", APP_PATH)
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,12 @@ from vision_trm.train_scripts.arc_voting import (
     vote,
 )
 from vision_trm.train_scripts.data_arc import build_task_vocabulary, load_arc_tasks
-from vision_trm.train_scripts.evaluation import copy_scaled_or_tiled_grid, load_metric, majority_colour_grid
+from vision_trm.train_scripts.evaluation import (
+    copy_at_demonstrated_size_grid,
+    copy_scaled_or_tiled_grid,
+    load_metric,
+    majority_colour_grid,
+)
 from vision_trm.train_scripts.test_time_training import solve_arc_task
 
 
@@ -134,8 +139,9 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
             (`processing.output_size_from_demonstrations`; free where they agree on none), instead of the size the
             model's own frame gives.
     Returns:
-        `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match and per_cell_accuracy (attempt 1) over
-        the tasks, the same for each trivial baseline (`baselines`, see `BASELINES`), their counts, `num_views`,
+        `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match, per_cell_accuracy and
+        per_cell_accuracy_over_union (attempt 1) over the tasks, the same for each trivial baseline (`baselines`, see
+        `BASELINES`), their counts, `num_views`,
         `ttt_steps`, `ttt_max_seconds`, each of `ttt_kwargs` as `ttt_<name>` and the seconds taken; `per_task` maps
         each task name to `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved,
         per test input `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`,
@@ -193,18 +199,20 @@ BASELINES = {
     "copy_input": lambda task, grid: np.asarray(grid).tolist(),
     "majority_colour": lambda task, grid: majority_colour_grid(grid),
     "copy_scaled_or_tiled": lambda task, grid: copy_scaled_or_tiled_grid(task["train"], grid),
+    "copy_at_demonstrated_size": lambda task, grid: copy_at_demonstrated_size_grid(task["train"], grid),
 }
 
 
 def trivial_baselines(tasks) -> dict:
-    """pass@1, exact match and per-cell accuracy of each baseline of `BASELINES` (one attempt per test input), scored
-    as the model is: the figures a model's must be read against."""
+    """pass@1, exact match and per-cell accuracy (also over the union) of each baseline of `BASELINES` (one attempt per
+    test input), scored as the model is: the figures a model's must be read against."""
     results = {}
     for name, answer in BASELINES.items():
         per_task = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
                     for task in tasks}
         scored = score(tasks, per_task)
-        results[name] = {key: scored[key] for key in ("pass@1", "exact_match", "per_cell_accuracy")}
+        results[name] = {key: scored[key] for key in ("pass@1", "exact_match", "per_cell_accuracy",
+                                                      "per_cell_accuracy_over_union")}
     return results
 
 
@@ -260,29 +268,32 @@ def size_rule_of(task: dict, test_input) -> str:
 
 
 def size_rule_breakdown(tasks, per_task) -> dict:
-    """Attempt 1 beside copy-the-input and the copied, scaled or tiled input, per size rule the demonstrations give
-    (`size_rule_of`): test inputs, per-cell accuracy of each (the mean over the group's inputs), and how many
-    answers are a single cell (the frame a model unsure of the size falls back to)."""
-    model = score(tasks, per_task, per_input=True)["per_input_cell_accuracy"]
-    baselines = {}
-    for name in ("copy_input", "copy_scaled_or_tiled"):
-        answered = {task["id"]: {"test_inputs": [{"attempts": [BASELINES[name](task, pair["input"])]}
-                                                 for pair in task["test"]]} for task in tasks}
-        baselines[name] = score(tasks, answered, per_input=True)["per_input_cell_accuracy"]
-    groups = {rule: {"test_inputs": 0, "model": 0.0, "copy_input": 0.0, "copy_scaled_or_tiled": 0.0,
-                     "single_cell_answers": 0} for rule in SIZE_RULES}
+    """Attempt 1 beside copy-the-input, the copied, scaled or tiled input and that copy at the demonstrations' size
+    (`BASELINES`), per size rule the demonstrations give (`size_rule_of`): test inputs, per-cell accuracy of each (the
+    mean over the group's inputs; `<name>_over_union`: over the union of answer and target, where an answer larger
+    than its target loses its extra cells), and how many answers are a single cell (the frame a model unsure of the
+    size falls back to)."""
+    answers = {"model": per_task}
+    for name in ("copy_input", "copy_scaled_or_tiled", "copy_at_demonstrated_size"):
+        answers[name] = {task["id"]: {"test_inputs": [{"attempts": [BASELINES[name](task, pair["input"])]}
+                                                      for pair in task["test"]]} for task in tasks}
+    per_input = {}
+    for name, answered in answers.items():
+        scored = score(tasks, answered, per_input=True)
+        per_input[name] = scored["per_input_cell_accuracy"]
+        per_input[f"{name}_over_union"] = scored["per_input_cell_accuracy_over_union"]
+    groups = {rule: {"test_inputs": 0, **dict.fromkeys(per_input, 0.0), "single_cell_answers": 0} for rule in SIZE_RULES}
     index = 0
     for task in tasks:
         for report, pair in zip(per_task[task["id"]]["test_inputs"], task["test"]):
             group = groups[size_rule_of(task, pair["input"])]
             group["test_inputs"] += 1
-            group["model"] += model[index]
-            for name, values in baselines.items():
+            for name, values in per_input.items():
                 group[name] += values[index]
             group["single_cell_answers"] += bool(report["attempts"]) and np.shape(report["attempts"][0]) == (1, 1)
             index += 1
     for group in groups.values():
-        for name in ("model", "copy_input", "copy_scaled_or_tiled"):
+        for name in per_input:
             group[name] = group[name] / group["test_inputs"] if group["test_inputs"] else None
     return groups
 
@@ -419,12 +430,14 @@ def main(argv=None):
     ttt += ", sizes from the demonstrations" if args.size_from_demonstrations else ""
     print(f"ARC-AGI-{args.arc_version} {args.split} tasks' test inputs, {summary['num_tasks']} tasks, {summary['num_test_inputs']} test "
           f"inputs, {args.num_views} views{ttt}: pass@1 {summary['pass@1']:.2%}, pass@2 {summary['pass@2']:.2%}, "
-          f"per-cell {summary['per_cell_accuracy']:.2%} (attempts in {output})")
+          f"per-cell {summary['per_cell_accuracy']:.2%} ({summary['per_cell_accuracy_over_union']:.2%} over the union of "
+          f"answer and target; attempts in {output})")
     sizes = summary["by_output_size"]
     kept = (f"; there, {sizes['kept_size_cells_right']:.1%} of cells at the right size against copy's "
             f"{sizes['kept_size_cells_right_by_copying']:.1%}" if sizes["kept_size_cells_right"] is not None else "")
     print("baselines, one attempt: " + "; ".join(
-        f"{name.replace('_', ' ')} {b['per_cell_accuracy']:.2%} per cell, pass@1 {b['pass@1']:.2%}"
+        f"{name.replace('_', ' ')} {b['per_cell_accuracy']:.2%} per cell ({b['per_cell_accuracy_over_union']:.2%} over "
+        f"the union), pass@1 {b['pass@1']:.2%}"
         for name, b in summary["baselines"].items()))
     print(f"attempt 1 has the right size on {sizes['kept_size_right']} of {sizes['kept_size_inputs']} inputs whose "
           f"answer keeps the input's size{kept}; on {sizes['changed_size_right']} of {sizes['changed_size_inputs']} "
