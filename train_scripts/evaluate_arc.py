@@ -141,8 +141,8 @@ def evaluate_arc_tasks(model, processor, tasks, num_views: int = 32, ttt_steps: 
     Returns:
         `(summary, per_task)`: the summary holds pass@1, pass@2, exact_match, per_cell_accuracy and
         per_cell_accuracy_over_union (attempt 1) over the tasks, the same for each trivial baseline (`baselines`, see
-        `BASELINES`), their counts, `num_views`,
-        `ttt_steps`, `ttt_max_seconds`, each of `ttt_kwargs` as `ttt_<name>` and the seconds taken; `per_task` maps
+        `BASELINES`), their counts, `num_views`, `ttt_steps`, `ttt_max_seconds`, each of `ttt_kwargs` as
+        `ttt_<name>` and the seconds taken; `per_task` maps
         each task name to `{"task_id", "pass@1", "pass@2", "test_inputs", "ttt"}`: the id used, whether it is solved,
         per test input `{"test_index", "attempts", "votes", "emit_confidence", "num_distinct_answers", "correct"}`,
         and after TTT its fitting record (steps, time bound hit, start, first and last loss, seconds; else None).
