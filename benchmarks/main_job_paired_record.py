@@ -12,6 +12,9 @@ interval covers the seeds).
         --default /work/runs/default_seed42 ... --name input_alignment --what "..." \
         --output benchmarks/results/cpu_main_job_input_alignment.json
 
+A run whose table predates the union score is read from `evaluate_arc.py --model_name_or_path <run> --num_views 1
+--size_from_demonstrations` where that evaluation's `arc_eval_attempts.json` lies in the run folder.
+
 It never overwrites a record: a second run with the same `--output` stops and names the file.
 """
 
@@ -52,6 +55,27 @@ def run_figures(folder: Path) -> dict:
             figures[name] = arc[name]["per_cell_accuracy"]
             if over_union in arc[name]:
                 figures[f"{name}_over_union"] = arc[name][over_union]
+    if "arc_at_size_over_union" not in figures:
+        figures.update(figures_scored_later(folder))
+    return figures
+
+
+def figures_scored_later(folder: Path) -> dict:
+    """The figures a run's table predates, from `evaluate_arc.py --model_name_or_path <run> --num_views 1
+    --size_from_demonstrations` (its `arc_eval_attempts.json` in the run folder): the same forwards, decoded at the
+    same sizes, as the table's row at the demonstrations' size. Nothing without that file."""
+    attempts = folder / "arc_eval_attempts.json"
+    if not attempts.is_file():
+        return {}
+    summary = json.loads(attempts.read_text())["summary"]
+    one_view_at_size = summary.get("num_views") == 1 and summary.get("size_from_demonstrations")
+    if not one_view_at_size or "per_cell_accuracy_over_union" not in summary:
+        raise ValueError(f"{attempts} is not a one-view evaluation at the demonstrations' size with the union score; "
+                         "rerun evaluate_arc.py --num_views 1 --size_from_demonstrations on the run")
+    figures = {"arc_at_size_over_union": summary["per_cell_accuracy_over_union"]}
+    for name in COPY_BASELINES:
+        figures[name] = summary["baselines"][name]["per_cell_accuracy"]
+        figures[f"{name}_over_union"] = summary["baselines"][name]["per_cell_accuracy_over_union"]
     return figures
 
 
@@ -72,9 +96,11 @@ def paired_record(arm: dict[int, dict], default: dict[int, dict]) -> dict:
     seeds = sorted(set(arm) & set(default))
     if len(seeds) < 2:
         raise ValueError(f"a paired interval needs at least two seeds run by both arms, got {seeds}")
+    measured_by_all = [name for name in ("arc_at_size_over_union",) if all(name in runs[s] for runs in (arm, default)
+                                                                           for s in seeds)]
     record = {"seeds": seeds, "arm_minus_default": {
         name: rounded(difference_ci([arm[s][name] for s in seeds], [default[s][name] for s in seeds], paired=True))
-        for name in FIGURES}}
+        for name in (*FIGURES, *measured_by_all)}}
     for label, runs in (("arm", arm), ("default", default)):
         for suffix in ("", "_over_union"):
             for name in COPY_BASELINES:

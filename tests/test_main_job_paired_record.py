@@ -51,6 +51,7 @@ def test_the_record_pairs_the_arms_by_seed_and_never_overwrites(tmp_path):
     assert record["default_at_size_minus_copy_scaled_or_tiled"][0] == pytest.approx(-0.02)
     assert json.loads(output.read_text())["aligned"]["2"]["arc_at_size"] == pytest.approx(0.64)
     assert not any("over_union" in key or "demonstrated_size" in key for key in record)  # runs that measured neither
+    assert "arc_at_size_over_union" not in record["arm_minus_default"]
     with pytest.raises(SystemExit, match="never overwrites"):
         script.main(["--arm", *arm, "--default", *default, "--name", "aligned", "--what", "again",
                      "--output", str(output)])
@@ -66,6 +67,28 @@ def test_the_record_sets_each_arm_against_every_copy_baseline_also_over_the_unio
     assert record["default_at_size_over_union_minus_copy_at_demonstrated_size"][0] == pytest.approx(0.59 - 0.62)
     assert record["arm_at_size_minus_copy_at_demonstrated_size"][0] == pytest.approx(0.635 - 0.64)
     assert "arm_at_size_over_union_minus_copy_scaled_or_tiled" not in record  # that baseline has no union figure here
+
+
+def test_a_run_older_than_the_union_score_is_read_from_its_later_one_view_evaluation(tmp_path):
+    script = load_script()
+    baselines = {name: {"per_cell_accuracy": 0.6, "per_cell_accuracy_over_union": 0.5}
+                 for name in ("copy_input", "copy_scaled_or_tiled", "copy_at_demonstrated_size")}
+    runs = {}
+    for label, at_size in (("arm", 0.62), ("default", 0.60)):
+        runs[label] = [fake_run(tmp_path / f"{label}{s}", s, at_size, 6.5) for s in (1, 2)]
+        for folder in runs[label]:
+            summary = {"num_views": 1, "size_from_demonstrations": True, "per_cell_accuracy_over_union": at_size - 0.02,
+                       "baselines": baselines}
+            (Path(folder) / "arc_eval_attempts.json").write_text(json.dumps({"summary": summary, "tasks": {}}))
+    record = script.main(["--arm", *runs["arm"], "--default", *runs["default"], "--name", "x", "--what", "x",
+                          "--output", str(tmp_path / "record.json")])
+    assert record["arm_at_size_over_union_minus_copy_at_demonstrated_size"][0] == pytest.approx(0.60 - 0.5)
+    assert record["arm_minus_default"]["arc_at_size_over_union"][0] == pytest.approx(0.02)
+    voted = Path(runs["arm"][0]) / "arc_eval_attempts.json"
+    voted.write_text(json.dumps({"summary": {"num_views": 32, "size_from_demonstrations": False,
+                                             "per_cell_accuracy_over_union": 0.7, "baselines": baselines}}))
+    with pytest.raises(ValueError, match="not a one-view evaluation at the demonstrations' size"):
+        script.run_figures(Path(runs["arm"][0]))
 
 
 def test_the_record_refuses_too_few_shared_seeds_and_unfinished_runs(tmp_path):
