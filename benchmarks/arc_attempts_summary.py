@@ -27,6 +27,7 @@ from pathlib import Path
 from vision_trm.train_scripts.data_arc import load_arc_tasks
 from vision_trm.train_scripts.evaluate_arc import (
     BASELINES,
+    baseline_answers,
     near_misses,
     score,
     size_breakdown,
@@ -57,11 +58,11 @@ def summarise_attempts(saved: dict, training_tasks, evaluation_tasks, with_copy:
     if with_copy:
         summary["against_copy"] = against_copy(tasks, per_task)
     if with_baselines:
-        scored = score(tasks, per_task, per_input=True)
+        model = score(tasks, per_task, per_input=True)
+        baselines = {name: score(tasks, baseline_answers(tasks, name), per_input=True) for name in BASELINES}
         for suffix, figure in (("", "per_input_cell_accuracy"), ("_over_union", "per_input_cell_accuracy_over_union")):
-            summary[f"against_baselines{suffix}"] = {
-                name: against_baseline(tasks, per_task, name, scored[figure], over_union=bool(suffix))
-                for name in BASELINES}
+            summary[f"against_baselines{suffix}"] = {name: paired_difference(model[figure], baselines[name][figure])
+                                                     for name in BASELINES}
     return summary
 
 
@@ -72,10 +73,11 @@ def against_baseline(tasks, per_task, name: str, model: list[float] | None = Non
     figure = "per_input_cell_accuracy_over_union" if over_union else "per_input_cell_accuracy"
     if model is None:
         model = score(tasks, per_task, per_input=True)[figure]
-    answer = BASELINES[name]
-    answered = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
-                for task in tasks}
-    baseline = score(tasks, answered, per_input=True)[figure]
+    return paired_difference(model, score(tasks, baseline_answers(tasks, name), per_input=True)[figure])
+
+
+def paired_difference(model: list[float], baseline: list[float]) -> dict:
+    """`model - baseline` per test input: mean, 95% interval, n, and both means."""
     difference = mean_ci([m - b for m, b in zip(model, baseline)])
     return {"model_minus_baseline": difference["mean"], "low": difference["mean"] - difference["ci95"],
             "high": difference["mean"] + difference["ci95"], "test_inputs": difference["n"],

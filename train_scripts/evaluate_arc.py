@@ -203,14 +203,19 @@ BASELINES = {
 }
 
 
+def baseline_answers(tasks, name: str) -> dict:
+    """The baseline `name` of `BASELINES` as a `per_task` of one attempt per test input, scored like a model's."""
+    answer = BASELINES[name]
+    return {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
+            for task in tasks}
+
+
 def trivial_baselines(tasks) -> dict:
     """pass@1, exact match and per-cell accuracy (also over the union) of each baseline of `BASELINES` (one attempt per
     test input), scored as the model is: the figures a model's must be read against."""
     results = {}
-    for name, answer in BASELINES.items():
-        per_task = {task["id"]: {"test_inputs": [{"attempts": [answer(task, pair["input"])]} for pair in task["test"]]}
-                    for task in tasks}
-        scored = score(tasks, per_task)
+    for name in BASELINES:
+        scored = score(tasks, baseline_answers(tasks, name))
         results[name] = {key: scored[key] for key in ("pass@1", "exact_match", "per_cell_accuracy",
                                                       "per_cell_accuracy_over_union")}
     return results
@@ -275,8 +280,7 @@ def size_rule_breakdown(tasks, per_task) -> dict:
     size falls back to)."""
     answers = {"model": per_task}
     for name in ("copy_input", "copy_scaled_or_tiled", "copy_at_demonstrated_size"):
-        answers[name] = {task["id"]: {"test_inputs": [{"attempts": [BASELINES[name](task, pair["input"])]}
-                                                      for pair in task["test"]]} for task in tasks}
+        answers[name] = baseline_answers(tasks, name)
     per_input = {}
     for name, answered in answers.items():
         scored = score(tasks, answered, per_input=True)
